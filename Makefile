@@ -1,0 +1,50 @@
+# Aisle: the two commands a newcomer runs are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# `make test` talks to the real services on this machine.
+TEST_DATABASE_URL ?= postgres://postgres:postgres@127.0.0.1:5432/aisle
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
+
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test install services lint bench-storefront bench-ml clean
+
+$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=1 $(BIN)/python manage.py load_demo
+	DJANGO_DEBUG=1 $(BIN)/python manage.py check_models --load
+	@echo "Aisle is starting on http://127.0.0.1:8000  (admin: http://127.0.0.1:8000/admin/, user 'admin', password 'aisle-demo')"
+	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+services:
+	bash scripts/ensure-services.sh
+
+test: $(STAMP) services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench-storefront: $(STAMP)
+	$(BIN)/python bench/storefront.py
+
+bench-ml: $(STAMP)
+	$(BIN)/python bench/ml.py
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

@@ -1,0 +1,539 @@
+"""Business logic of the shop, as plain functions callable from views, the API, tasks,
+the shell and tests. This module is also the shop's public facade for the other apps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Avg, Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Value
+from django.db.models.functions import Coalesce, NullIf
+from django.utils import timezone
+
+from . import signals
+from .models import Cart, CartItem, Category, Order, OrderItem, OrderStatusEvent, Product, Review
+from .payments import CardDetails, get_gateway
+from .validators import validate_address, validate_quantity
+
+log = logging.getLogger(__name__)
+
+FREE_SHIPPING_FROM = Decimal("75.00")
+FLAT_SHIPPING = Decimal("9.99")
+
+# Product.display_rating in SQL: source and own ratings weighted by their counts (NULL if unrated).
+DISPLAY_RATING = ExpressionWrapper(
+    (Coalesce("source_rating", Value(Decimal("0"))) * F("source_review_count")
+     + Coalesce("rating_average", Value(Decimal("0"))) * F("rating_count"))
+    / NullIf(F("source_review_count") + F("rating_count"), 0),
+    output_field=DecimalField(max_digits=6, decimal_places=2),
+)
+# Every ordering ends in "pk" so that pages are stable (titles repeat in the catalogue).
+SORTS = {
+    "relevance": ("-source_review_count", "title", "pk"),
+    "price_asc": ("price", "title", "pk"),
+    "price_desc": (F("price").desc(nulls_last=True), "title", "pk"),
+    # nulls_last: PostgreSQL sorts NULL first in descending order; unrated products go last.
+    "rating": (DISPLAY_RATING.desc(nulls_last=True), "-source_review_count", "title", "pk"),
+    "newest": ("-created_at", "title", "pk"),
+    "title": ("title", "pk"),
+}
+
+
+class OutOfStock(ValidationError):
+    pass
+
+
+# --- Catalogue -------------------------------------------------------------------------
+
+
+def top_categories() -> QuerySet[Category]:
+    return Category.objects.filter(parent__isnull=True).prefetch_related("children")
+
+
+def category_and_descendant_ids(category: Category) -> list[int]:
+    ids, frontier = [category.pk], [category.pk]
+    while frontier:
+        frontier = list(Category.objects.filter(parent_id__in=frontier).values_list("pk", flat=True))
+        ids.extend(frontier)
+    return ids
+
+
+def active_products() -> QuerySet[Product]:
+    return Product.objects.filter(is_active=True).select_related("category")
+
+
+def keyword_filter(queryset: QuerySet[Product], query: str) -> QuerySet[Product]:
+    """Every word of the query must appear in the title, brand, category or bullets."""
+    for word in query.split()[:12]:
+        queryset = queryset.filter(
+            Q(title__icontains=word)
+            | Q(brand__icontains=word)
+            | Q(category__name__icontains=word)
+            | Q(description__icontains=word)
+            | Q(features__icontains=word)
+        )
+    return queryset
+
+
+@dataclass
+class ProductFilters:
+    category: Category | None = None
+    brands: tuple[str, ...] = ()
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    in_stock: bool = False
+    query: str = ""
+    sort: str = "relevance"
+
+
+def filter_products(filters: ProductFilters) -> QuerySet[Product]:
+    queryset = active_products()
+    if filters.category is not None:
+        queryset = queryset.filter(category_id__in=category_and_descendant_ids(filters.category))
+    if filters.query:
+        queryset = keyword_filter(queryset, filters.query)
+    if filters.brands:
+        queryset = queryset.filter(brand__in=filters.brands)
+    if filters.min_price is not None:
+        queryset = queryset.filter(price__gte=filters.min_price)
+    if filters.max_price is not None:
+        queryset = queryset.filter(price__lte=filters.max_price)
+    if filters.in_stock:
+        queryset = queryset.filter(stock__gt=0)
+    return queryset.order_by(*SORTS.get(filters.sort, SORTS["relevance"]))
+
+
+def top_rated_products(limit: int = 8) -> QuerySet[Product]:
+    """Best-rated products that can be bought now (home page rail)."""
+    return (
+        active_products().filter(price__isnull=False, stock__gt=0)
+        .annotate(score=DISPLAY_RATING).filter(score__isnull=False)
+        .order_by("-score", "-source_review_count", "title", "pk")[:limit]
+    )
+
+
+def deal_products(limit: int = 8) -> QuerySet[Product]:
+    """In-stock discounted products, biggest relative saving first."""
+    saving = ExpressionWrapper((F("compare_at_price") - F("price")) / F("compare_at_price"),
+                               output_field=DecimalField())
+    return (
+        active_products().filter(price__isnull=False, stock__gt=0, compare_at_price__gt=F("price"))
+        .annotate(saving=saving).order_by("-saving", "title", "pk")[:limit]
+    )
+
+
+def category_tree() -> list[Category]:
+    """Every category with `.subcategories` filled in, roots first, from one query."""
+    categories = list(Category.objects.select_related("parent").order_by("position", "name"))
+    by_parent: dict[int | None, list[Category]] = {}
+    for category in categories:
+        by_parent.setdefault(category.parent_id, []).append(category)
+    for category in categories:
+        category.subcategories = by_parent.get(category.pk, [])
+    return by_parent.get(None, [])
+
+
+def brand_facets(queryset: QuerySet[Product], limit: int = 30) -> list[tuple[str, int]]:
+    rows = queryset.order_by().values("brand").annotate(n=Count("pk")).order_by("-n", "brand")[:limit]
+    return [(row["brand"], row["n"]) for row in rows]
+
+
+def get_product(slug: str) -> Product:
+    return active_products().get(slug=slug)
+
+
+def get_products(ids: Iterable[int]) -> list[Product]:
+    """Active products by id, in the order given (for other apps' rails and answers)."""
+    ids = list(ids)
+    by_id = active_products().in_bulk(ids)
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def search_products(query: str, *, user=None, visitor_id: str = "", limit: int = 48,
+                    occurred_at: dt.datetime | None = None, simulated: bool = False) -> list[Product]:
+    """Keyword search used by the storefront; sends `searched` with the result count."""
+    query = query.strip()[:200]
+    results = list(filter_products(ProductFilters(query=query))[:limit]) if query else []
+    if query:
+        signals.searched.send(
+            sender=Product, query=query, result_count=len(results), user=user,
+            visitor_id=visitor_id, occurred_at=occurred_at or timezone.now(), simulated=simulated,
+        )
+    return results
+
+
+def record_product_view(product: Product, *, user=None, visitor_id: str = "", occurred_at=None,
+                        simulated: bool = False) -> None:
+    signals.product_viewed.send(
+        sender=Product, product=product, user=user, visitor_id=visitor_id,
+        occurred_at=occurred_at or timezone.now(), simulated=simulated,
+    )
+
+
+def record_listing_view(category: Category, *, page: int, result_count: int, filters: dict, user=None,
+                        visitor_id: str = "", occurred_at=None, simulated: bool = False) -> None:
+    signals.listing_viewed.send(
+        sender=Category, category=category, page=page, result_count=result_count, filters=filters, user=user,
+        visitor_id=visitor_id, occurred_at=occurred_at or timezone.now(), simulated=simulated,
+    )
+
+
+def approved_reviews(product: Product | None = None) -> QuerySet[Review]:
+    """Approved reviews of one product, or of every active product."""
+    reviews = Review.objects.filter(status=Review.Status.APPROVED, product__is_active=True)
+    if product is not None:
+        reviews = reviews.filter(product=product)
+    return reviews.select_related("product").order_by("-created_at", "-pk")
+
+
+def reviews_for_scoring(since: dt.datetime | None = None) -> QuerySet[Review]:
+    """Approved reviews for the sentiment app."""
+    queryset = Review.objects.filter(status=Review.Status.APPROVED).select_related("product")
+    return queryset.filter(created_at__gte=since) if since else queryset
+
+
+# --- Cart ------------------------------------------------------------------------------
+
+CART_SESSION_KEY = "cart_id"
+
+
+def get_cart(request, *, create: bool = False) -> Cart | None:
+    """The request's cart: the user's if signed in, else the one whose id is in the session."""
+    if request.user.is_authenticated:
+        if create:
+            return Cart.objects.get_or_create(user=request.user)[0]
+        return Cart.objects.filter(user=request.user).first()
+    cart_id = request.session.get(CART_SESSION_KEY)
+    cart = Cart.objects.filter(pk=cart_id, user__isnull=True).first() if cart_id else None
+    if cart is None and create:
+        cart = Cart.objects.create()
+        request.session[CART_SESSION_KEY] = cart.pk
+    return cart
+
+
+def cart_lines(cart: Cart | None) -> list[CartItem]:
+    if cart is None:
+        return []
+    return list(cart.items.select_related("product", "product__category"))
+
+
+@dataclass
+class CartTotals:
+    item_count: int
+    subtotal: Decimal
+    shipping: Decimal
+    total: Decimal
+
+
+def cart_totals(lines: list[CartItem]) -> CartTotals:
+    subtotal = sum((line.line_total for line in lines), Decimal("0.00"))
+    shipping = Decimal("0.00") if not lines or subtotal >= FREE_SHIPPING_FROM else FLAT_SHIPPING
+    return CartTotals(
+        item_count=sum(line.quantity for line in lines),
+        subtotal=subtotal,
+        shipping=shipping,
+        total=subtotal + shipping,
+    )
+
+
+def _check_purchasable(product: Product, quantity: int) -> None:
+    if not product.is_active or product.price is None:
+        raise ValidationError({"product": f"“{product.title}” is not sold online."}, code="not_for_sale")
+    if product.stock < quantity:
+        raise OutOfStock(
+            {"quantity": f"Only {product.stock} of “{product.title}” left in stock."}
+            if product.stock else {"product": f"“{product.title}” is out of stock."},
+            code="out_of_stock",
+        )
+
+
+def add_to_cart(cart: Cart, product: Product, quantity: int = 1, *, user=None, visitor_id: str = "",
+                occurred_at=None, simulated: bool = False) -> CartItem:
+    validate_quantity(quantity)
+    with transaction.atomic():
+        item = CartItem.objects.select_for_update().filter(cart=cart, product=product).first()
+        new_quantity = quantity + (item.quantity if item else 0)
+        validate_quantity(new_quantity)
+        _check_purchasable(product, new_quantity)
+        if item:
+            item.quantity = new_quantity
+            item.save(update_fields=["quantity"])
+        else:
+            item = CartItem.objects.create(cart=cart, product=product, quantity=quantity)
+        Cart.objects.filter(pk=cart.pk).update(updated_at=timezone.now())
+    signals.added_to_cart.send(
+        sender=Cart, product=product, quantity=quantity, user=user, visitor_id=visitor_id,
+        occurred_at=occurred_at or timezone.now(), simulated=simulated,
+    )
+    return item
+
+
+def _send_removed(product: Product, quantity: int, user, visitor_id: str, occurred_at, simulated: bool) -> None:
+    signals.removed_from_cart.send(sender=Cart, product=product, quantity=quantity, user=user,
+                                   visitor_id=visitor_id, occurred_at=occurred_at or timezone.now(),
+                                   simulated=simulated)
+
+
+def set_line_quantity(cart: Cart, item_id: int, quantity: int, *, user=None, visitor_id: str = "",
+                      occurred_at: dt.datetime | None = None, simulated: bool = False) -> CartItem | None:
+    """Change a line's quantity; 0 removes the line. Unknown lines raise CartItem.DoesNotExist."""
+    item = cart.items.select_related("product").get(pk=item_id)
+    if quantity == 0:
+        remove_line(cart, item_id, user=user, visitor_id=visitor_id, occurred_at=occurred_at, simulated=simulated)
+        return None
+    validate_quantity(quantity)
+    _check_purchasable(item.product, quantity)
+    removed = item.quantity - quantity
+    item.quantity = quantity
+    item.save(update_fields=["quantity"])
+    if removed > 0:
+        _send_removed(item.product, removed, user, visitor_id, occurred_at, simulated)
+    return item
+
+
+def remove_line(cart: Cart, item_id: int, *, user=None, visitor_id: str = "", occurred_at: dt.datetime | None = None,
+                simulated: bool = False) -> None:
+    item = cart.items.select_related("product").filter(pk=item_id).first()
+    if item is None:
+        raise CartItem.DoesNotExist("No such line in your cart.")
+    item.delete()
+    _send_removed(item.product, item.quantity, user, visitor_id, occurred_at, simulated)
+
+
+def record_checkout_start(cart: Cart, lines: list[CartItem], *, user=None, visitor_id: str = "",
+                          occurred_at=None, simulated: bool = False) -> None:
+    totals = cart_totals(lines)
+    signals.checkout_started.send(
+        sender=Cart, cart=cart, item_count=totals.item_count, subtotal=totals.subtotal, user=user,
+        visitor_id=visitor_id, occurred_at=occurred_at or timezone.now(), simulated=simulated,
+    )
+
+
+@transaction.atomic
+def merge_carts(anonymous_cart: Cart, user) -> Cart:
+    """At login, move the anonymous cart's lines into the user's cart (quantities add up, capped)."""
+    user_cart, _ = Cart.objects.get_or_create(user=user)
+    if anonymous_cart.pk == user_cart.pk:
+        return user_cart
+    existing = {item.product_id: item for item in user_cart.items.select_for_update()}
+    for line in anonymous_cart.items.select_related("product"):
+        quantity = min(line.quantity + (existing[line.product_id].quantity if line.product_id in existing else 0),
+                       max(1, min(line.product.stock, 20)))
+        if line.product_id in existing:
+            existing[line.product_id].quantity = quantity
+            existing[line.product_id].save(update_fields=["quantity"])
+        else:
+            CartItem.objects.create(cart=user_cart, product=line.product, quantity=quantity)
+    anonymous_cart.delete()
+    return user_cart
+
+
+def purge_stale_carts(older_than_days: int = 30) -> int:
+    """Delete anonymous carts untouched for a month (scheduled nightly)."""
+    cutoff = timezone.now() - dt.timedelta(days=older_than_days)
+    deleted, _ = Cart.objects.filter(user__isnull=True, updated_at__lt=cutoff).delete()
+    return deleted
+
+
+# --- Checkout and orders ---------------------------------------------------------------
+
+
+def _new_order_number() -> str:
+    return "AS" + "".join(secrets.choice("23456789ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(8))
+
+
+def place_order(*, cart: Cart, email: str, address: dict, card: CardDetails, user=None, visitor_id: str = "",
+                occurred_at: dt.datetime | None = None, simulated: bool = False) -> Order:
+    """Turn a cart into a paid order, atomically.
+
+    Stock rows are locked (SELECT ... FOR UPDATE, in id order so two checkouts cannot
+    deadlock) before they are checked and decremented: of two concurrent checkouts for the
+    last unit exactly one succeeds. A declined payment rolls everything back.
+    """
+    address = validate_address(address)
+    occurred_at = occurred_at or timezone.now()
+    with transaction.atomic():
+        lines = list(cart.items.select_related("product").order_by("product_id"))
+        if not lines:
+            raise ValidationError({"cart": "Your cart is empty."}, code="empty_cart")
+        locked = _lock_products([line.product_id for line in lines])
+        for line in lines:
+            product = locked[line.product_id]
+            _check_purchasable(product, line.quantity)
+            line.product = product
+        totals = cart_totals(lines)
+        order = _create_order(user, email, address, totals, occurred_at, simulated)
+        OrderItem.objects.bulk_create([
+            OrderItem(order=order, product=line.product, title=line.product.title,
+                      unit_price=line.product.price, quantity=line.quantity)
+            for line in lines
+        ])
+        for line in lines:
+            line.product.stock -= line.quantity
+        Product.objects.bulk_update([line.product for line in lines], ["stock"])
+        OrderStatusEvent.objects.create(order=order, status=Order.Status.PLACED, created_at=occurred_at)
+        payment = get_gateway().charge(card, totals.total, f"Aisle order {order.number}")
+        order.payment_reference = payment.reference
+        order.status = Order.Status.PAID
+        order.save(update_fields=["payment_reference", "status"])
+        OrderStatusEvent.objects.create(
+            order=order, status=Order.Status.PAID, note=f"Card ending {card.last4}", created_at=occurred_at
+        )
+        cart.items.all().delete()
+        transaction.on_commit(lambda: _after_order_placed(order, user, visitor_id, occurred_at, simulated))
+    return order
+
+
+def _create_order(user, email, address, totals: CartTotals, occurred_at, simulated) -> Order:
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return Order.objects.create(
+                    number=_new_order_number(), user=user if user and user.is_authenticated else None,
+                    email=email, subtotal=totals.subtotal, shipping=totals.shipping, total=totals.total,
+                    created_at=occurred_at, is_simulated=simulated, **address,
+                )
+        except IntegrityError:  # order number collision: draw again
+            continue
+    raise RuntimeError("Could not allocate an order number")
+
+
+def _after_order_placed(order: Order, user, visitor_id: str, occurred_at, simulated: bool) -> None:
+    signals.order_placed.send(sender=Order, order=order, user=user, visitor_id=visitor_id,
+                              occurred_at=occurred_at, simulated=simulated)
+    if not simulated:
+        from .tasks import send_order_confirmation
+
+        send_order_confirmation.delay(order.pk)
+
+
+ALLOWED_TRANSITIONS: dict[str, set[str]] = {
+    Order.Status.PLACED: {Order.Status.PAID, Order.Status.CANCELLED},
+    Order.Status.PAID: {Order.Status.SHIPPED, Order.Status.CANCELLED, Order.Status.REFUNDED},
+    Order.Status.SHIPPED: {Order.Status.DELIVERED, Order.Status.REFUNDED},
+    Order.Status.DELIVERED: {Order.Status.REFUNDED},
+    Order.Status.CANCELLED: set(),
+    Order.Status.REFUNDED: set(),
+}
+
+
+def change_order_status(order: Order, new_status: str, *, note: str = "",
+                        occurred_at: dt.datetime | None = None) -> Order:
+    """Move an order along its life cycle; cancelling before shipment puts the stock back."""
+    occurred_at = occurred_at or timezone.now()
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order.pk)
+        if new_status not in ALLOWED_TRANSITIONS.get(order.status, set()):
+            raise ValidationError(
+                {"status": f"An order that is {order.get_status_display().lower()} cannot become {new_status}."},
+                code="invalid_transition",
+            )
+        if new_status == Order.Status.SHIPPED and not order.tracking_number:
+            order.tracking_number = "1Z" + "".join(secrets.choice("0123456789ABCDEFGHJKLMNPRSTUVWXYZ")
+                                                   for _ in range(16))
+        if new_status == Order.Status.CANCELLED:
+            _restock(order)
+        order.status = new_status
+        order.save(update_fields=["status", "tracking_number"])
+        OrderStatusEvent.objects.create(order=order, status=new_status, note=note[:200], created_at=occurred_at)
+    return order
+
+
+def _lock_products(ids: list[int]) -> dict[int, Product]:
+    """Lock product rows for a stock change, in id order so that two transactions cannot deadlock."""
+    return {product.pk: product for product in Product.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+
+
+def _restock(order: Order) -> None:
+    items = list(order.items.filter(product__isnull=False))
+    products = _lock_products([item.product_id for item in items])
+    for item in items:
+        products[item.product_id].stock += item.quantity
+    Product.objects.bulk_update(products.values(), ["stock"])
+
+
+def orders_for_user(user) -> QuerySet[Order]:
+    """A shopper's own orders: the only way pages, the API and the assistant list orders."""
+    if not user or not user.is_authenticated:
+        return Order.objects.none()
+    return Order.objects.filter(user=user).prefetch_related("items")
+
+
+def get_order_for_user(user, number: str) -> Order:
+    """One of the shopper's own orders; anyone else's raises Order.DoesNotExist."""
+    return orders_for_user(user).prefetch_related("history").get(number=number)
+
+
+# --- Reviews ---------------------------------------------------------------------------
+
+
+def post_review(*, product: Product, user, rating: int, title: str, text: str, author_name: str = "",
+                visitor_id: str = "",
+                status: str = Review.Status.PENDING, occurred_at: dt.datetime | None = None,
+                simulated: bool = False) -> Review:
+    errors = {}
+    if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+        errors["rating"] = "Rating must be a whole number of stars from 1 to 5."
+    title, text = (title or "").strip(), (text or "").strip()
+    if not title:
+        errors["title"] = "Give your review a title."
+    elif len(title) > 150:
+        errors["title"] = "The title can be at most 150 characters."
+    if len(text) < 10:
+        errors["text"] = "Tell other shoppers a little more (at least 10 characters)."
+    elif len(text) > 5000:
+        errors["text"] = "Reviews can be at most 5000 characters."
+    if user is not None and Review.objects.filter(product=product, user=user).exists():
+        errors["product"] = "You have already reviewed this product."
+    if errors:
+        raise ValidationError(errors)
+    author_name = (author_name or (user.first_name or user.username if user else "") or "Shopper")[:80]
+    review = Review.objects.create(
+        product=product, user=user, rating=rating, title=title, text=text, author_name=author_name,
+        status=status, created_at=occurred_at or timezone.now(), is_simulated=simulated,
+    )
+    transaction.on_commit(lambda: signals.review_posted.send(
+        sender=Review, review=review, user=user, visitor_id=visitor_id,
+        occurred_at=review.created_at, simulated=simulated,
+    ))
+    return review
+
+
+def moderate_reviews(review_ids: Iterable[int], status: str) -> int:
+    if status not in Review.Status.values:
+        raise ValidationError({"status": "Unknown moderation status."})
+    reviews = list(Review.objects.filter(pk__in=list(review_ids)))
+    for review in reviews:
+        review.status = status
+        review.save(update_fields=["status"])  # post_save enqueues the rating refresh
+    return len(reviews)
+
+
+def refresh_product_rating(product_id: int) -> Product:
+    """Recompute a product's average from its approved reviews (run by a task)."""
+    stats = Review.objects.filter(product_id=product_id, status=Review.Status.APPROVED).aggregate(
+        avg=Avg("rating"), n=Count("pk")
+    )
+    product = Product.objects.get(pk=product_id)
+    product.rating_count = stats["n"]
+    average = stats["avg"]
+    product.rating_average = Decimal(str(average)).quantize(Decimal("0.01")) if average is not None else None
+    product.save(update_fields=["rating_count", "rating_average"])
+    return product
+
+
+def create_shopper(*, username: str, email: str, password: str | None, first_name: str = "",
+                   simulated: bool = False, tastes: list[str] | None = None):
+    from .models import CustomerProfile
+
+    user = get_user_model().objects.create_user(username=username, email=email, password=password,
+                                                first_name=first_name)
+    CustomerProfile.objects.create(user=user, is_simulated=simulated, tastes=tastes or [])
+    return user

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from . import views
+
+app_name = "shop"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("c/<slug:slug>/", views.category, name="category"),
+    path("p/<slug:slug>/", views.product, name="product"),
+    path("p/<slug:slug>/review/", views.review, name="review"),
+    path("search/", views.search, name="search"),
+    path("cart/", views.cart, name="cart"),
+    path("cart/add/<int:product_id>/", views.cart_add, name="cart_add"),
+    path("cart/line/<int:item_id>/", views.cart_update, name="cart_update"),
+    path("checkout/", views.checkout, name="checkout"),
+    path("account/", views.account, name="account"),
+    path("account/orders/<str:number>/", views.order_detail, name="order_detail"),
+    path("account/signup/", views.signup, name="signup"),
+    path("account/login/", views.login_view, name="login"),
+    path("account/logout/", views.logout_view, name="logout"),
+]
