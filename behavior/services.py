@@ -1,0 +1,184 @@
+"""Recording and reading shopper events: the behaviour app's public facade.
+
+Capture lives here (server receivers, the browser beacon, identity links); the analytics
+read functions (funnel, trends, trending products, interests, RFM, forecast) live in
+`behavior/analytics.py` and are re-exported below so other apps import only this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from dataclasses import dataclass, field
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from shop import services as shop_services
+
+from .models import Event, IdentityLink
+
+MAX_BATCH_EVENTS = 100
+MAX_PROPERTIES_BYTES = 2048
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+MAX_EVENT_AGE = dt.timedelta(days=7)
+MAX_DWELL_MS = 6 * 3600 * 1000
+# What a browser may report; everything else is recorded by the server itself.
+CLIENT_EVENT_TYPES = {Event.Type.REC_SHOWN, Event.Type.REC_CLICKED, Event.Type.DWELL}
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+def record_event(event_type: str, *, user=None, visitor_id: str = "", product=None, category_id: int | None = None,
+                 properties: dict | None = None, occurred_at: dt.datetime | None = None, simulated: bool = False,
+                 source: str = Event.Source.SERVER) -> Event:
+    """Insert one event row (server side)."""
+    if product is not None and category_id is None:
+        category_id = product.category_id
+    return Event.objects.create(
+        event_type=event_type,
+        source=source,
+        user=user if user is not None and user.is_authenticated else None,
+        visitor_id=visitor_id or "",
+        product=product,
+        category_id=category_id,
+        properties=properties or {},
+        occurred_at=occurred_at or timezone.now(),
+        is_simulated=simulated,
+    )
+
+
+# --- the browser beacon ------------------------------------------------------------------
+
+
+class BatchTooLarge(ValueError):
+    pass
+
+
+@dataclass
+class BatchResult:
+    stored: int = 0
+    duplicates: int = 0
+    errors: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"stored": self.stored, "duplicates": self.duplicates, "errors": self.errors}
+
+
+def _validate_client_event(raw: object, now: dt.datetime, products: dict[int, object]) -> tuple[dict, dict]:
+    """(cleaned fields, errors by field) for one beacon event."""
+    if not isinstance(raw, dict):
+        return {}, {"event": "Each event must be a JSON object."}
+    errors: dict[str, str] = {}
+    client_id = raw.get("id")
+    if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+        errors["id"] = "A client event id of 8-64 letters, digits, '-' or '_' is required."
+    event_type = raw.get("type")
+    if event_type not in CLIENT_EVENT_TYPES:
+        errors["type"] = f"Type must be one of: {', '.join(sorted(CLIENT_EVENT_TYPES))}."
+    occurred_at = parse_datetime(raw["occurred_at"]) if isinstance(raw.get("occurred_at"), str) else None
+    if occurred_at is None or occurred_at.tzinfo is None:
+        errors["occurred_at"] = "An ISO 8601 timestamp with a time zone is required."
+    elif occurred_at > now + MAX_CLOCK_SKEW:
+        errors["occurred_at"] = "The event is in the future."
+    elif occurred_at < now - MAX_EVENT_AGE:
+        errors["occurred_at"] = "The event is more than 7 days old."
+    product = None
+    if raw.get("product") is not None:
+        product_id = raw["product"]
+        if isinstance(product_id, bool) or not isinstance(product_id, int) or product_id not in products:
+            errors["product"] = "Unknown product."
+        else:
+            product = products[product_id]
+    elif event_type in (Event.Type.REC_SHOWN, Event.Type.REC_CLICKED, Event.Type.DWELL):
+        errors["product"] = "This event type needs a product."
+    properties = raw.get("properties", {})
+    if not isinstance(properties, dict):
+        errors["properties"] = "Properties must be a JSON object."
+    elif len(json.dumps(properties)) > MAX_PROPERTIES_BYTES:
+        errors["properties"] = f"Properties may hold at most {MAX_PROPERTIES_BYTES} bytes of JSON."
+    elif event_type == Event.Type.DWELL:
+        ms = properties.get("ms")
+        if isinstance(ms, bool) or not isinstance(ms, int) or not 0 <= ms <= MAX_DWELL_MS:
+            errors["properties"] = "A dwell event needs properties.ms, whole milliseconds up to 6 hours."
+    if errors:
+        return {}, errors
+    return {"client_event_id": client_id, "event_type": event_type, "occurred_at": occurred_at,
+            "product": product, "category_id": product.category_id if product else None,
+            "properties": properties}, {}
+
+
+def ingest_client_batch(events: object, *, user=None, visitor_id: str = "",
+                        now: dt.datetime | None = None) -> BatchResult:
+    """Validate a beacon batch; store every valid event exactly once, report the others per index.
+
+    A retried batch carries the same client ids: those events count as duplicates and are not
+    stored again (the unique constraint settles even concurrent retries).
+    """
+    if not isinstance(events, list):
+        raise ValueError("`events` must be a list.")
+    if len(events) > MAX_BATCH_EVENTS:
+        raise BatchTooLarge(f"A batch holds at most {MAX_BATCH_EVENTS} events; this one has {len(events)}.")
+    now = now or timezone.now()
+    product_ids = {e.get("product") for e in events if isinstance(e, dict) and type(e.get("product")) is int}
+    products = {p.pk: p for p in shop_services.get_products(product_ids)} if product_ids else {}
+    result = BatchResult()
+    cleaned: dict[str, dict] = {}
+    for index, raw in enumerate(events):
+        fields, errors = _validate_client_event(raw, now, products)
+        if errors:
+            result.errors.append({"index": index, "id": raw.get("id") if isinstance(raw, dict) else None,
+                                  "errors": errors})
+        elif fields["client_event_id"] in cleaned:
+            result.duplicates += 1  # the same event twice in one batch
+        else:
+            cleaned[fields["client_event_id"]] = fields
+    if not cleaned:
+        return result
+    seen = set(Event.objects.filter(client_event_id__in=list(cleaned)).values_list("client_event_id", flat=True))
+    result.duplicates += len(seen)
+    rows = [
+        Event(source=Event.Source.CLIENT, user=user if user is not None and user.is_authenticated else None,
+              visitor_id=visitor_id or "", **fields)
+        for client_id, fields in cleaned.items() if client_id not in seen
+    ]
+    try:
+        with transaction.atomic():
+            Event.objects.bulk_create(rows)
+        result.stored = len(rows)
+    except IntegrityError:
+        # A concurrent retry stored some of them first: insert one by one, skipping those.
+        for row in rows:
+            try:
+                with transaction.atomic():
+                    row.save(force_insert=True)
+                result.stored += 1
+            except IntegrityError:
+                result.duplicates += 1
+    return result
+
+
+# --- identities --------------------------------------------------------------------------
+
+
+def link_visitor(visitor_id: str, user) -> None:
+    """Remember that this browser belongs to this user (called at login)."""
+    if visitor_id and user is not None and user.is_authenticated:
+        IdentityLink.objects.get_or_create(visitor_id=visitor_id, user=user)
+
+
+def events_of_shopper(*, user=None, visitor_id: str = "") -> QuerySet[Event]:
+    """A shopper's events: signed-in ones, plus those of every browser linked to the account."""
+    condition = Q(pk__in=[])
+    if user is not None and user.is_authenticated:
+        linked = IdentityLink.objects.filter(user=user).values_list("visitor_id", flat=True)
+        condition |= Q(user=user) | Q(visitor_id__in=linked)
+    if visitor_id:
+        condition |= Q(visitor_id=visitor_id)
+    return Event.objects.filter(condition)
+
+
+def events_between(start: dt.datetime, end: dt.datetime) -> QuerySet[Event]:
+    return Event.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
