@@ -51,7 +51,9 @@ def setup_database(url: str, env: dict) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.execute(f'CREATE DATABASE "{name}"')
     run([sys.executable, "manage.py", "migrate", "-v0"], env)
-    run([sys.executable, "manage.py", "load_demo", "--shoppers", "40", "--days", "30", "--no-progress"], env)
+    run([sys.executable, "manage.py", "load_demo", "--shoppers", "40", "--days", "30", "--no-review-history",
+         "--no-progress"], env)
+    run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], env)  # gunicorn runs with DEBUG off
 
 
 class BeaconClient:

@@ -1,6 +1,7 @@
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,19 @@ def test_every_scheduled_job_names_a_registered_task():
     app.loader.import_default_modules()
     for name, entry in app.conf.beat_schedule.items():
         assert entry["task"] in app.tasks, f"{name}: no task {entry['task']}"
+
+
+def test_collectstatic_succeeds_with_the_production_storage(tmp_path):
+    """The Docker image runs collectstatic with whitenoise's manifest storage, which fails on any
+    reference to a missing file (e.g. a vendored library's source map)."""
+    code = ("import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; django.setup();"
+            "from django.conf import settings;"
+            "settings.STORAGES['staticfiles']['BACKEND'] = 'whitenoise.storage.CompressedManifestStaticFilesStorage';"
+            f"settings.STATIC_ROOT = {str(tmp_path)!r};"
+            "from django.core.management import call_command; call_command('collectstatic', '--noinput', '-v0')")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(DJANGO_SECRET_KEY="collectstatic-test", DJANGO_DEBUG="0")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = (tmp_path / "staticfiles.json").read_text()
+    assert "vendor/chart.js/chart.umd.min.js" in manifest and "css/aisle.css" in manifest
