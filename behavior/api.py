@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from shop.middleware import visitor_id
+from shop import services as shop_services
 
 from . import services
 
@@ -44,7 +44,8 @@ class EventBatchView(APIView):
         if not isinstance(events, list):
             return Response({"detail": "Send a JSON object with an `events` list."}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            result = services.ingest_client_batch(events, user=request.user, visitor_id=visitor_id(request._request))
+            result = services.ingest_client_batch(
+                events, user=request.user, visitor_id=shop_services.request_visitor_id(request._request))
         except services.BatchTooLarge as exc:
             return Response({"detail": str(exc), "stored": 0}, status=status.HTTP_400_BAD_REQUEST)
         code = status.HTTP_400_BAD_REQUEST if result.errors else status.HTTP_200_OK

@@ -3,8 +3,8 @@
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
+from shop import services as shop_services
 from shop import signals
-from shop.middleware import visitor_id as request_visitor_id
 
 from . import services
 from .models import Event
@@ -78,4 +78,4 @@ def on_searched(sender, query, result_count, **kwargs) -> None:
 @receiver(user_logged_in, dispatch_uid="behavior_link_visitor_at_login")
 def on_login(sender, request, user, **kwargs) -> None:
     if request is not None:
-        services.link_visitor(request_visitor_id(request), user)
+        services.link_visitor(shop_services.request_visitor_id(request), user)

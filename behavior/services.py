@@ -182,3 +182,24 @@ def events_of_shopper(*, user=None, visitor_id: str = "") -> QuerySet[Event]:
 
 def events_between(start: dt.datetime, end: dt.datetime) -> QuerySet[Event]:
     return Event.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
+
+
+# The analytics read side, re-exported so other apps import only this facade. At the bottom:
+# analytics itself uses the capture functions above.
+from .analytics import (  # noqa: E402
+    forecast_daily_orders,
+    funnel,
+    recent_interests,
+    rfm_from_purchases,
+    rfm_segments,
+    rollup_events,
+    trending_products,
+    trends,
+    trends_by_category,
+)
+
+__all__ = [
+    "events_between", "events_of_shopper", "forecast_daily_orders", "funnel", "ingest_client_batch", "link_visitor",
+    "recent_interests", "record_event", "rfm_from_purchases", "rfm_segments", "rollup_events", "trending_products",
+    "trends", "trends_by_category",
+]

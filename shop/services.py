@@ -17,7 +17,7 @@ from django.db.models import Avg, Count, DecimalField, ExpressionWrapper, F, Q, 
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
-from . import signals
+from . import middleware, signals
 from .models import Cart, CartItem, Category, Order, OrderItem, OrderStatusEvent, Product, Review
 from .payments import CardDetails, get_gateway
 from .validators import validate_address, validate_quantity
@@ -537,3 +537,8 @@ def create_shopper(*, username: str, email: str, password: str | None, first_nam
                                                 first_name=first_name)
     CustomerProfile.objects.create(user=user, is_simulated=simulated, tastes=tastes or [])
     return user
+
+
+def request_visitor_id(request) -> str:
+    """The first-party visitor id (cookie `aisle_vid`) of a request, "" if it has none."""
+    return middleware.visitor_id(request)
