@@ -20,7 +20,9 @@ def _enqueue(review_id: int) -> None:
 
 
 @receiver(signals.review_posted, dispatch_uid="sentiment_review_posted")
-def on_review_posted(sender, review, **kwargs) -> None:
+def on_review_posted(sender, review, simulated: bool = False, **kwargs) -> None:
+    if simulated:
+        return  # the demo loads thousands at once; `score_sentiment` (make demo runs it) scores them in batches
     review_id = review.pk
     transaction.on_commit(lambda: _enqueue(review_id))
 

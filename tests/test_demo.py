@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from behavior.models import Event
+from sentiment.models import ReviewSentiment, SentimentAlert
 from shop import services
 from shop.demo import catalogue, texts
 from shop.demo.catalogue import import_catalogue, initial_stock
@@ -202,7 +203,7 @@ def _counts():
 @pytest.mark.django_db(transaction=True)  # the services' on_commit hooks (events, rating refresh) must run
 def test_load_demo_small_simulation(monkeypatch):
     monkeypatch.setenv("AISLE_DEMO_ADMIN_PASSWORD", "Pa55-for-the-demo")
-    started = timezone.now()
+    started = load_started = timezone.now()
     out = io.StringIO()
     call_command("load_demo", shoppers=40, days=60, seed=7, no_progress=True, stdout=out)
     assert "643 products created" in out.getvalue()
@@ -289,7 +290,10 @@ def test_load_demo_small_simulation(monkeypatch):
     assert len(set(all_ids)) == len(all_ids)
     assert not events.filter(is_simulated=False).exists()
     assert not events.filter(occurred_at__gt=timezone.now()).exists()
-    assert not events.filter(occurred_at__lt=started - timezone.timedelta(days=61)).exists()
+    # Only the past customers' reviews (a year of history) are older than the simulated window.
+    old = events.filter(occurred_at__lt=started - timezone.timedelta(days=61))
+    assert set(old.values_list("event_type", flat=True)) == {Event.Type.REVIEW_POSTED}
+    assert not old.filter(user__isnull=False).exists()
     searched = events.filter(event_type=Event.Type.SEARCHED).first()
     assert searched.properties["query"] and "result_count" in searched.properties
     for order in sim_orders[:20]:
@@ -321,6 +325,31 @@ def test_load_demo_small_simulation(monkeypatch):
     for product in Product.objects.filter(reviews__isnull=False).distinct():  # the rating refresh ran
         approved = Review.objects.filter(product=product, status=Review.Status.APPROVED)
         assert product.rating_count == approved.count()
+
+    # A year of past customers' reviews, and a bad batch: a recent burst of negative reviews on a few
+    # products, well above their own earlier negative share.
+    history = Review.objects.filter(user__isnull=True, is_simulated=True)
+    assert history.count() > 1000
+    assert history.filter(created_at__lt=load_started - timezone.timedelta(days=180)).exists()
+    assert all(name.endswith("(simulated)") for name in history.values_list("author_name", flat=True)[:200])
+    assert "Planted a bad batch" in out.getvalue()
+    recent = load_started - timezone.timedelta(days=12, hours=1)
+    shares = []
+    for product in Product.objects.filter(reviews__created_at__gte=recent).distinct():
+        window = product.reviews.filter(created_at__gte=recent)
+        before_window = product.reviews.filter(created_at__lt=recent)
+        if window.count() >= 10 and before_window.count() >= 10:
+            shares.append((window.filter(rating__lte=2).count() / window.count(),
+                           before_window.filter(rating__lte=2).count() / before_window.count()))
+    assert shares and all(now_share > 0.5 and now_share >= then + 0.3 for now_share, then in shares)
+
+    # The sentiment batch job (as `make demo` runs it) scores every review and catches the bad batch.
+    call_command("score_sentiment", discover=True, no_progress=True, stdout=io.StringIO())
+    assert ReviewSentiment.objects.count() == Review.objects.filter(status=Review.Status.APPROVED).count()
+    alerted = set(SentimentAlert.objects.values_list("product__title", flat=True))
+    planted = set(re.findall(r"Planted a bad batch \(a burst of negative reviews\): (.+) \(\w[^()]*\)\.",
+                             out.getvalue()))
+    assert planted and planted <= alerted, (planted, alerted)
 
     # Running again changes nothing.
     before = _counts()

@@ -13,7 +13,12 @@ Phases (each with its own progress bar):
 3. fulfilment: every order moves on by its age (paid -> shipped -> delivered, a few
    cancelled or refunded), stamped with past times;
 4. reviews: a share of delivered items is reviewed after delivery; stars are drawn around
-   the product's source rating and the text follows the stars (see texts.py).
+   the product's source rating and the text follows the stars (see texts.py);
+5. review history: reviews by past customers (no account) over the last year, about
+   0.4 x sqrt(the product's real review count) per product (at most 40), so the sentiment
+   dashboards have a year of history; and, in the last `INCIDENT_DAYS` days, a "bad batch" of a few
+   popular products: a burst of 1-2 star reviews about one aspect, which the sentiment alerts
+   should catch. It draws from its own RNG, so phases 1-4 are the same with or without it.
 
 Everything goes through shop.services (or, for searches, the `searched` signal, since
 search_products cannot be back-dated), so the behaviour app records its events as for real
@@ -44,6 +49,12 @@ from shop.payments import CardDetails
 from . import texts
 
 USERNAME_PREFIX = "sim-shopper-"
+HISTORY_DAYS = 365
+HISTORY_MAX_PER_PRODUCT = 40
+INCIDENT_PRODUCTS = 2
+INCIDENT_REVIEWS = 20
+INCIDENT_BASELINE_REVIEWS = 24
+INCIDENT_DAYS = 12
 TEST_CARD = CardDetails(number="4242424242424242", expiry_month=12, expiry_year=2099, cvc="123")
 
 LAST_NAMES = [
@@ -145,6 +156,8 @@ class SimulationResult:
     checkouts_skipped: int = 0
     status_changes: int = 0
     reviews: int = 0
+    history_reviews: int = 0
+    incident_products: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -172,10 +185,11 @@ def simulation_exists() -> bool:
 
 class Simulator:
     def __init__(self, *, seed: int = 42, shoppers: int = 150, days: int = 90, now: dt.datetime | None = None,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, review_history: bool = True):
         if shoppers < 0 or days < 1:
             raise ValueError("shoppers must be >= 0 and days >= 1")
         self.seed, self.n_shoppers, self.days = seed, shoppers, days
+        self.review_history = review_history
         self.now = now or timezone.now()
         self.start = self.now - dt.timedelta(days=days)
         self.rng = random.Random(seed)
@@ -562,6 +576,60 @@ class Simulator:
             self.result.reviews += 1
         bar.close()
 
+    # --- phase 5: review history and a bad batch --------------------------------------------------
+
+    def _review_history(self) -> None:
+        rng = random.Random(f"aisle-sim-history:{self.seed}")
+
+        def post(product: Product, stars: int, at: dt.datetime, focus: str | None = None) -> None:
+            category = product.category
+            review = texts.compose_review(
+                rng, stars, group=category.parent.name if category.parent_id else category.name,
+                leaf=category.name, brand=product.brand, focus=focus)
+            name = texts.author_name(rng.choice(texts.FIRST_NAMES), rng.choice(texts.LAST_INITIALS))
+            services.post_review(product=product, user=None, rating=stars, title=review.title, text=review.text,
+                                 author_name=name, status=Review.Status.APPROVED, occurred_at=at, simulated=True)
+            self.result.history_reviews += 1
+
+        # The bad batch: well-loved, popular products whose category has its own aspects to complain about.
+        popular = sorted((p for p in self.products if p.price is not None and (p.source_rating or 0) >= 4.4
+                          and len(texts.aspects_for(
+            p.category.parent.name if p.category.parent_id else p.category.name, p.category.name))
+            > len(texts.GENERAL_ASPECTS)), key=lambda p: -(p.source_review_count or 0))[:30]
+        incidents = rng.sample(popular, k=min(INCIDENT_PRODUCTS, len(popular)))
+        incident_ids = {product.pk for product in incidents}
+        plan: list[Product] = []
+        for product in self.products:
+            n = min(HISTORY_MAX_PER_PRODUCT, round(0.4 * math.sqrt(product.source_review_count or 0)))
+            if product.pk in incident_ids:
+                n = max(n, INCIDENT_BASELINE_REVIEWS)  # enough of a baseline for the alert's test
+            plan.extend([product] * n)
+        bar = self.progress(total=len(plan) + INCIDENT_REVIEWS * len(incidents), desc="Review history",
+                            unit="review")
+        span = HISTORY_DAYS * 86400
+        for product in plan:
+            if product.pk in incident_ids:
+                # A newer model: its reviews fall in the alerts' 90-day baseline, all before the incident.
+                at = self.now - dt.timedelta(days=INCIDENT_DAYS, seconds=rng.uniform(3600, 100 * 86400))
+            else:
+                at = self.now - dt.timedelta(seconds=rng.uniform(3600, span))
+            centre = float(product.source_rating) if product.source_rating is not None else 4.2
+            post(product, 1 if rng.random() < 0.02 else max(1, min(5, round(rng.gauss(centre, 0.85)))), at)
+            bar.update(1)
+        for product in incidents:
+            aspects = texts.aspects_for(product.category.parent.name if product.category.parent_id
+                                        else product.category.name, product.category.name)
+            fault = rng.choice([name for name in aspects if name not in texts.GENERAL_ASPECTS])
+            for _ in range(INCIDENT_REVIEWS):
+                at = self.now - dt.timedelta(seconds=rng.uniform(3600, INCIDENT_DAYS * 86400))
+                if rng.random() < 0.85:
+                    post(product, rng.choice((1, 1, 2)), at, focus=fault)
+                else:
+                    post(product, rng.choice((4, 5)), at)
+                bar.update(1)
+            self.result.incident_products.append(f"{product.title} ({fault})")
+        bar.close()
+
     # --- driver ----------------------------------------------------------------------------------
 
     def run(self) -> SimulationResult:
@@ -575,7 +643,8 @@ class Simulator:
         # The services' on_commit work (order/review events, rating refreshes) runs at the commit.
         with transaction.atomic():
             for name, phase in (("shoppers", self._create_shoppers), ("sessions", self._run_sessions),
-                                ("fulfilment", self._fulfil), ("reviews", self._review)):
+                                ("fulfilment", self._fulfil), ("reviews", self._review),
+                                ("review history", self._review_history if self.review_history else lambda: None)):
                 started = time.perf_counter()
                 phase()
                 self.result.seconds[name] = time.perf_counter() - started

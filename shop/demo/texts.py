@@ -218,8 +218,9 @@ def aspects_for(group: str, leaf: str = "") -> dict[str, Aspect]:
 
 
 def compose_review(rng: random.Random, stars: int, *, group: str, leaf: str = "",
-                   brand: str = "") -> ReviewText:
-    """A title and text whose tone follows `stars` (1-5)."""
+                   brand: str = "", focus: str | None = None) -> ReviewText:
+    """A title and text whose tone follows `stars` (1-5); `focus` names an aspect it must mention
+    first (e.g. the fault of a bad batch)."""
     if stars not in OPENERS:
         raise ValueError("stars must be 1..5")
     noun = NOUNS.get(leaf, "product")
@@ -230,6 +231,10 @@ def compose_review(rng: random.Random, stars: int, *, group: str, leaf: str = ""
     chosen = rng.sample(specific, k=min(len(specific), rng.choice((1, 2)))) if specific else []
     chosen += rng.sample(general, k=1 if chosen else 2)
     rng.shuffle(chosen)
+    if focus is not None:
+        if focus not in aspects:
+            raise ValueError(f"unknown aspect {focus!r} for {leaf or group}")
+        chosen = [focus, *[name for name in chosen if name != focus]]
 
     def pos(name: str) -> str:
         return rng.choice(aspects[name][0])

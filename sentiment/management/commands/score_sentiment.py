@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from sentiment import services
+from sentiment.models import SentimentAlert
 
 
 class Command(BaseCommand):
@@ -23,6 +24,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {name}: {', '.join(aspects)}")
             self.stdout.write(f"Aspects changed in {len(report.changed)} categories; "
                               f"{report.marked_for_rescore} reviews to re-score.")
+        alerts_before = set(SentimentAlert.objects.values_list("pk", flat=True))
         engine = services.serving_engine()
         total = services.pending_reviews(engine.version).count()
         bar = tqdm(total=total if options["limit"] is None else min(total, options["limit"]), unit="review",
@@ -35,5 +37,10 @@ class Command(BaseCommand):
             f"{f' ({run.fallbacks} by VADER after model errors)' if run.fallbacks else ''}."))
         if not options["no_alerts"]:
             report = services.check_alerts()
-            self.stdout.write(f"Alerts: checked {report.checked} products, opened {len(report.opened)}, "
-                              f"episodes ended {len(report.ended)}.")
+            new = SentimentAlert.objects.exclude(pk__in=alerts_before).select_related("product")
+            self.stdout.write(f"Alerts: checked {report.checked} products; {len(new)} opened, "
+                              f"{len(report.ended)} episodes ended.")
+            for alert in new:
+                self.stdout.write(f"  negative reviews rising for {alert.product.title}: {alert.window_share:.0%} "
+                                  f"in {alert.window_days} days vs {alert.baseline_share:.0%} before "
+                                  f"(z={alert.z_score:.1f})")
