@@ -203,6 +203,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- Aisle -----------------------------------------------------------------------------
 # Dotted path of the payment gateway; the test gateway is the default (see shop/payments.py).
+# Raw behaviour events older than this are rolled into daily aggregates by the nightly job.
+AISLE_EVENT_RETENTION_DAYS = int(os.environ.get("AISLE_EVENT_RETENTION_DAYS", "90"))
+
 # Who hears about a sentiment alert by e-mail (comma separated); empty: alerts show in the admin only.
 AISLE_ALERT_EMAILS = [a.strip() for a in os.environ.get("AISLE_ALERT_EMAILS", "").split(",") if a.strip()]
 
