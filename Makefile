@@ -34,6 +34,8 @@ demo: $(STAMP)
 	DJANGO_DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DJANGO_DEBUG=1 $(BIN)/python manage.py load_demo
 	DJANGO_DEBUG=1 $(BIN)/python manage.py score_sentiment --discover
+	DJANGO_DEBUG=1 $(BIN)/python manage.py embed_products
+	DJANGO_DEBUG=1 $(BIN)/python manage.py train_recommender
 	DJANGO_DEBUG=1 $(BIN)/python manage.py check_models --load
 	@echo "Aisle is starting on http://127.0.0.1:8000  (admin: http://127.0.0.1:8000/admin/, user 'admin', password 'aisle-demo')"
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000

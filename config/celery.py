@@ -36,4 +36,14 @@ app.conf.beat_schedule = {
         "task": "sentiment.tasks.check_alerts",
         "schedule": crontab(minute=20),
     },
+    # Recommend: re-embed products flagged as changed that no on-save task picked up.
+    "recommend-embed-dirty-products": {
+        "task": "recommend.tasks.embed_dirty_products",
+        "schedule": crontab(),  # every minute
+    },
+    # Recommend: retrain co-view / bought-together neighbours and ALS from the last 90 days of events.
+    "recommend-train-collaborative": {
+        "task": "recommend.tasks.train_collaborative",
+        "schedule": crontab(minute=40),  # hourly
+    },
 }

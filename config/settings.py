@@ -187,6 +187,7 @@ REST_FRAMEWORK = {
         "checkout": os.environ.get("AISLE_RATE_CHECKOUT", "10/min"),
         "review_write": os.environ.get("AISLE_RATE_REVIEW", "5/min"),
         "events": os.environ.get("AISLE_RATE_EVENTS", "120/min"),
+        "autocomplete": os.environ.get("AISLE_RATE_AUTOCOMPLETE", "300/min"),
     },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
 }
@@ -203,6 +204,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Aisle -----------------------------------------------------------------------------
 # Dotted path of the payment gateway; the test gateway is the default (see shop/payments.py).
+# A product saved in the admin is re-embedded by a task queued on commit (the minutely sweep
+# catches up either way); off makes bulk imports cheaper.
+AISLE_EMBED_ON_SAVE = os.environ.get("AISLE_EMBED_ON_SAVE", "1") == "1"
+
 # Raw behaviour events older than this are rolled into daily aggregates by the nightly job.
 AISLE_EVENT_RETENTION_DAYS = int(os.environ.get("AISLE_EVENT_RETENTION_DAYS", "90"))
 
@@ -210,6 +215,9 @@ AISLE_EVENT_RETENTION_DAYS = int(os.environ.get("AISLE_EVENT_RETENTION_DAYS", "9
 AISLE_ALERT_EMAILS = [a.strip() for a in os.environ.get("AISLE_ALERT_EMAILS", "").split(",") if a.strip()]
 
 AISLE_PAYMENT_GATEWAY = os.environ.get("AISLE_PAYMENT_GATEWAY", "shop.payments.TestPaymentGateway")
+# Dotted path of the storefront's search backend: hybrid keyword + vector search with query understanding
+# (recommend/search.py); "shop.services.keyword_search_backend" is the shop's plain keyword search.
+AISLE_SEARCH_BACKEND = os.environ.get("AISLE_SEARCH_BACKEND", "recommend.search.search_backend")
 # Page-form rate limits (requests per minute per client), shared with the API throttles' spirit.
 AISLE_PAGE_RATE_LIMITS = {
     "signup": int(os.environ.get("AISLE_RATE_SIGNUP_PER_MIN", "10")),

@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/events/", include("behavior.api_urls")),
     path("api/sentiment/", include("sentiment.api_urls")),
+    path("api/search/", include("recommend.api_urls")),
     path("api/", include("shop.api_urls")),
     path("", include("shop.urls")),
 ]

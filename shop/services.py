@@ -149,6 +149,13 @@ def get_product(slug: str) -> Product:
     return active_products().get(slug=slug)
 
 
+def products_for_indexing(ids: Iterable[int] | None = None) -> QuerySet[Product]:
+    """Products with their category and its parent, for embedding and search indexes (inactive
+    ones included: callers decide; an index must learn that a product went inactive)."""
+    queryset = Product.objects.select_related("category", "category__parent").order_by("pk")
+    return queryset.filter(pk__in=list(ids)) if ids is not None else queryset
+
+
 def get_products(ids: Iterable[int]) -> list[Product]:
     """Active products by id, in the order given (for other apps' rails and answers)."""
     ids = list(ids)
@@ -156,16 +163,56 @@ def get_products(ids: Iterable[int]) -> list[Product]:
     return [by_id[i] for i in ids if i in by_id]
 
 
+class SearchResults(list):
+    """What a search backend returns: the products (a list, best first) plus what the page shows
+    about the query. Plain data so shop need not know the backend (which may be another app's)."""
+
+    def __init__(self, products: Iterable[Product] = (), *, query: str = "", exact: bool = True,
+                 notice: str = "", corrected_query: str = "", chips: Iterable = (), rail_reason: str = "") -> None:
+        super().__init__(products)
+        self.query = query
+        self.exact = exact  # False: nothing matched, these are the closest products instead
+        self.notice = notice
+        self.corrected_query = corrected_query  # "Showing results for ..." when typos were read differently
+        self.chips = list(chips)  # removable filters: objects with .label and .remaining (the query without it)
+        self.rail_reason = rail_reason  # data-rec-reason of the result cards (ties clicks to the query)
+
+    @property
+    def result_count(self) -> int:
+        return len(self) if self.exact else 0
+
+
+def keyword_search_backend(query: str, *, limit: int = 48, **context) -> SearchResults:
+    """The shop's own search: every word must appear in the title, brand, category or bullets."""
+    return SearchResults(filter_products(ProductFilters(query=query))[:limit], query=query)
+
+
+def _search_backend():
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    return import_string(getattr(settings, "AISLE_SEARCH_BACKEND", "shop.services.keyword_search_backend"))
+
+
 def search_products(query: str, *, user=None, visitor_id: str = "", limit: int = 48,
-                    occurred_at: dt.datetime | None = None, simulated: bool = False) -> list[Product]:
-    """Keyword search used by the storefront; sends `searched` with the result count."""
+                    occurred_at: dt.datetime | None = None, simulated: bool = False) -> SearchResults:
+    """Search through the configured backend (`AISLE_SEARCH_BACKEND`, called as
+    `backend(query, limit=..., user=..., visitor_id=...)`); the keyword backend answers if it fails.
+    Sends `searched` once, with the count of exact matches (0 when only closest products are shown)."""
     query = query.strip()[:200]
-    results = list(filter_products(ProductFilters(query=query))[:limit]) if query else []
-    if query:
-        signals.searched.send(
-            sender=Product, query=query, result_count=len(results), user=user,
-            visitor_id=visitor_id, occurred_at=occurred_at or timezone.now(), simulated=simulated,
-        )
+    if not query:
+        return SearchResults(query=query)
+    try:
+        results = _search_backend()(query, limit=limit, user=user, visitor_id=visitor_id)
+        if not isinstance(results, SearchResults):
+            results = SearchResults(results, query=query)
+    except Exception:  # noqa: BLE001 - a broken backend must not take search down
+        log.exception("Search backend failed for %r; using keyword search", query)
+        results = keyword_search_backend(query, limit=limit)
+    signals.searched.send(
+        sender=Product, query=query, result_count=results.result_count, user=user,
+        visitor_id=visitor_id, occurred_at=occurred_at or timezone.now(), simulated=simulated,
+    )
     return results
 
 

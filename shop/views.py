@@ -208,13 +208,13 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()
+    query = request.GET.get("q", "").strip()[:200]
     user, visitor_id = _actor(request)
     results = services.search_products(query, user=user, visitor_id=visitor_id)
     return render(request, "shop/search.html", {
         "query": query,
         "results": results,
-        "truncated": len(results) >= 48,
+        "truncated": results.exact and len(results) >= 48,
         "categories": services.top_categories() if not results else [],
     })
 

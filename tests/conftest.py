@@ -20,3 +20,25 @@ def _tasks_in_process(request):
     celery_app.conf.task_always_eager = eager
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _no_embedding_on_save(request, settings):
+    """Product saves flag the product for re-embedding either way; the embedding task (which loads
+    MiniLM) is queued on save only in tests marked `embeddings`, to keep the others fast."""
+    settings.AISLE_EMBED_ON_SAVE = request.node.get_closest_marker("embeddings") is not None
+    yield
+    from recommend.embeddings import reset_index
+
+    reset_index()
+
+
+@pytest.fixture(autouse=True)
+def _restore_model_registry():
+    """Tests that point the process-wide model registry at tiny checkpoints must not leak them."""
+    from ml.registry import registry
+
+    paths = dict(registry._paths)
+    yield
+    if registry._paths != paths:
+        registry.configure(paths=paths)
