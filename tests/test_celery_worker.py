@@ -1,10 +1,5 @@
 """A real Celery worker process on the real Redis broker runs a task and we see its effect."""
 
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -14,9 +9,8 @@ from config.celery import app as celery_app
 from shop import services
 from shop.models import Review
 
+from . import workers
 from .factories import make_product, make_user
-
-ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
     pytest.mark.worker,
@@ -25,43 +19,19 @@ pytestmark = [
 ]
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    return (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
-            f"{db['NAME']}")
-
-
 @pytest.fixture
 def celery_worker(transactional_db):
     """Start `celery worker` as its own process, pointed at the test database."""
     celery_app.control.purge()  # drop messages left by any earlier run
-    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
-           "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_SECRET_KEY": "worker-test-key"}
-    log = open(ROOT / ".pytest_cache_worker.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
-         "--queues=default", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    log_path = workers.ROOT / ".pytest_cache_worker.log"
+    log = open(log_path, "w")  # noqa: SIM115
+    process = workers.start_worker(log=log)
     try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        workers.stop_worker(process)
         log.close()
-        (ROOT / ".pytest_cache_worker.log").unlink(missing_ok=True)
-
-
-def _wait_for(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.25)
-    return False
+        log_path.unlink(missing_ok=True)
 
 
 def test_worker_refreshes_rating_after_moderation(celery_worker):
@@ -79,7 +49,8 @@ def test_worker_refreshes_rating_after_moderation(celery_worker):
         product.refresh_from_db()
         return product.rating_count == 2
 
-    assert _wait_for(refreshed), f"worker did not refresh the rating; worker alive: {celery_worker.poll() is None}"
+    assert workers.wait_for(refreshed), \
+        f"worker did not refresh the rating; worker alive: {celery_worker.poll() is None}"
     assert str(product.rating_average) == "3.50"
     assert celery_worker.poll() is None  # the worker process is still running
 

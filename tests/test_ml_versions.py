@@ -1,9 +1,6 @@
 """The Django side of ml/: versions, promotion on the same held-out set, rollback, admin, command, worker."""
 
 import csv
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,10 +17,10 @@ from ml.models import ModelVersion
 from ml.registry import registry
 from ml.train_config import TrainConfig
 
+from . import workers
 from .ml_tiny import make_tiny_bert
 from .test_ml_core import NEGATIVE, POSITIVE, arbitrary_pairs
 
-ROOT = Path(__file__).resolve().parent.parent
 TEXTS = POSITIVE * 8 + NEGATIVE * 8
 LABELS = ["positive"] * 40 + ["negative"] * 40
 GOOD = TrainConfig(epochs=8, batch_size=8, learning_rate=3e-3, patience=3)
@@ -129,24 +126,15 @@ def test_finetune_task_runs_in_a_real_worker_on_the_training_queue(tmp_path, tin
         writer = csv.writer(handle)
         writer.writerow(["text", "label"])
         writer.writerows(zip(TEXTS, LABELS, strict=True))
-    db = connection.settings_dict
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_SECRET_KEY": "worker-test",
-           "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "REDIS_URL": settings.REDIS_URL, "AISLE_MODEL_DIR": str(tmp_path / "models"),
-           "AISLE_FINETUNE_BASE": str(tiny_base), "HF_HUB_OFFLINE": "1"}
     celery_app.control.purge()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--queues=training",
-         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    worker = workers.start_worker(queues="training", loglevel="WARNING", env={
+        "AISLE_MODEL_DIR": str(tmp_path / "models"), "AISLE_FINETUNE_BASE": str(tiny_base)})
     try:
         result = finetune.delay("sentiment", str(data), {"epochs": 8, "batch_size": 8, "learning_rate": 3e-3,
                                                          "patience": 3})
         summary = result.get(timeout=180)
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        workers.stop_worker(worker, timeout=30)
     version = ModelVersion.objects.get(pk=summary["version"])
     assert summary["active"] and version.is_active and version.score == 1.0
     assert version.path.startswith(str(tmp_path / "models"))

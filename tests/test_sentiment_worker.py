@@ -4,9 +4,6 @@ at once; every review ends up scored exactly once."""
 import os
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -16,10 +13,10 @@ from config.celery import app as celery_app
 from sentiment.models import ReviewSentiment, ScoringRun
 from shop.models import Review
 
+from . import workers
 from .factories import make_product
 from .test_sentiment_helpers import NEGATIVE, POSITIVE, bulk_reviews
 
-ROOT = Path(__file__).resolve().parent.parent
 REVIEWS, BATCH = 60, 5
 
 pytestmark = [
@@ -29,46 +26,21 @@ pytestmark = [
 ]
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    return (f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
-            f"{db['NAME']}")
-
-
 @pytest.fixture
 def start_worker(tmp_path):
     """Start `celery worker` processes pointed at the test database; all stopped at the end."""
     started: list[subprocess.Popen] = []
-    env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL, "HF_HUB_OFFLINE": "1",
-           "DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_SECRET_KEY": "worker-test-key"}
 
     def start(name: str) -> subprocess.Popen:
         log = open(tmp_path / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo", "--loglevel=INFO",
-             "--queues=default", "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = workers.start_worker(name=name, log=log)
         started.append(process)
         return process
 
     celery_app.control.purge()
     yield start
     for process in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _wait_for(predicate, timeout: float = 60.0, every: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(every)
-    return False
+        workers.stop_worker(process)
 
 
 def _ready(names: list[str]) -> bool:
@@ -84,9 +56,9 @@ def test_killed_worker_loses_nothing_and_two_workers_resume_without_overlap(star
     assert Review.objects.count() == REVIEWS
 
     first = start_worker("first")
-    assert _wait_for(lambda: _ready(["first"]), timeout=60), "the first worker did not come up"
+    assert workers.wait_for(lambda: _ready(["first"]), timeout=60), "the first worker did not come up"
     celery_app.send_task("sentiment.tasks.score_pending", kwargs={"batch_size": BATCH, "delay": 0.3})
-    assert _wait_for(lambda: ReviewSentiment.objects.count() >= 3 * BATCH, timeout=60)
+    assert workers.wait_for(lambda: ReviewSentiment.objects.count() >= 3 * BATCH, timeout=60)
     os.kill(first.pid, signal.SIGKILL)  # mid-run: no clean shutdown, the open batch transaction is lost
     first.wait(timeout=10)
 
@@ -98,7 +70,7 @@ def test_killed_worker_loses_nothing_and_two_workers_resume_without_overlap(star
 
     # Two workers resume at the same time; SKIP LOCKED hands them disjoint batches.
     start_worker("second"), start_worker("third")
-    assert _wait_for(lambda: _ready(["second", "third"]), timeout=60), "the resuming workers did not come up"
+    assert workers.wait_for(lambda: _ready(["second", "third"]), timeout=60), "the resuming workers did not come up"
     results = [celery_app.send_task("sentiment.tasks.score_pending", kwargs={"batch_size": BATCH, "delay": 0.3})
                for _ in range(2)]
     outcomes = [result.get(timeout=90) for result in results]
