@@ -132,11 +132,15 @@ def _version() -> int:
     return int(cache.get(INDEX_VERSION_KEY) or 0)
 
 
+def decode(vector: bytes | memoryview) -> np.ndarray:
+    """A stored vector (float32 bytes; memoryview on PostgreSQL) as an array."""
+    return np.frombuffer(bytes(vector), dtype=np.float32)
+
+
 def vectors_of(product_ids: Iterable[int]) -> dict[int, np.ndarray]:
     """product id -> its vector, for the ids that have one."""
     rows = ProductEmbedding.objects.filter(product_id__in=list(product_ids), vector__isnull=False)
-    return {row.product_id: np.frombuffer(bytes(row.vector), dtype=np.float32) for row in rows.only(
-        "product_id", "vector")}
+    return {row.product_id: decode(row.vector) for row in rows.only("product_id", "vector")}
 
 
 class _ProcessIndex:
@@ -169,7 +173,7 @@ class _ProcessIndex:
         ids, vectors = [], []
         for product_id, vector in self._rows().values_list("product_id", "vector").iterator(chunk_size=2000):
             ids.append(product_id)
-            vectors.append(np.frombuffer(bytes(vector), dtype=np.float32))
+            vectors.append(decode(vector))
         dim = vectors[0].shape[0] if vectors else model_registry.get("embedder").model.get_embedding_dimension()
         index = ml.VectorIndex(dim)
         if ids:
@@ -187,7 +191,7 @@ class _ProcessIndex:
         keep = [(pid, vector) for pid, vector in changed if pid in active]
         if keep:
             self.index.add(np.asarray([pid for pid, _ in keep], dtype=np.int64),
-                           np.vstack([np.frombuffer(bytes(vector), dtype=np.float32) for _, vector in keep]))
+                           np.vstack([decode(vector) for _, vector in keep]))
         self.version, self.synced_at = version, started
 
     def reset(self) -> None:
