@@ -46,4 +46,10 @@ app.conf.beat_schedule = {
         "task": "recommend.tasks.train_collaborative",
         "schedule": crontab(minute=40),  # hourly
     },
+    # Support: weekly fine-tune of the intent model on the labelled set plus agent-corrected intents
+    # (promoted only if it beats the active model on the held-out set).
+    "support-finetune-intents": {
+        "task": "support.tasks.finetune_intents",
+        "schedule": crontab(minute=0, hour=4, day_of_week="monday"),
+    },
 }

@@ -3,7 +3,18 @@ from django.core.exceptions import ValidationError
 from django.utils.html import format_html
 
 from . import services
-from .models import Cart, CartItem, Category, CustomerProfile, Order, OrderItem, OrderStatusEvent, Product, Review
+from .models import (
+    Cart,
+    CartItem,
+    Category,
+    CustomerProfile,
+    Order,
+    OrderItem,
+    OrderStatusEvent,
+    Product,
+    ReturnRequest,
+    Review,
+)
 
 
 @admin.register(Category)
@@ -60,6 +71,22 @@ class OrderStatusEventInline(admin.TabularInline):
     can_delete = False
 
 
+class ReturnRequestInline(admin.TabularInline):
+    model = ReturnRequest
+    extra = 0
+    fields = ["status", "reason", "channel", "created_at"]
+    readonly_fields = ["reason", "channel", "created_at"]
+    can_delete = False
+
+
+@admin.register(ReturnRequest)
+class ReturnRequestAdmin(admin.ModelAdmin):
+    list_display = ["order", "status", "channel", "created_at"]
+    list_filter = ["status", "channel"]
+    search_fields = ["order__number", "order__email", "reason"]
+    readonly_fields = ["order", "reason", "channel", "created_at"]
+
+
 def _status_action(status: str, label: str):
     def action(modeladmin, request, queryset):
         done, failed = 0, []
@@ -85,7 +112,7 @@ class OrderAdmin(admin.ModelAdmin):
     list_filter = ["status", "is_simulated", "created_at"]
     search_fields = ["number", "email", "full_name", "tracking_number"]
     date_hierarchy = "created_at"
-    inlines = [OrderItemInline, OrderStatusEventInline]
+    inlines = [OrderItemInline, OrderStatusEventInline, ReturnRequestInline]
     readonly_fields = ["number", "user", "status", "subtotal", "shipping", "total", "payment_reference",
                        "tracking_number", "created_at", "is_simulated"]
     actions = [_status_action(s, label) for s, label in (

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 
 class Category(models.Model):
@@ -227,3 +228,34 @@ class OrderStatusEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order.number}: {self.status}"
+
+
+class ReturnRequest(models.Model):
+    """A shopper's request to send an order back (started from the account page or the assistant)."""
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        APPROVED = "approved", "Approved"
+        RECEIVED = "received", "Received"
+        REFUNDED = "refunded", "Refunded"
+        REJECTED = "rejected", "Rejected"
+
+    OPEN_STATUSES = (Status.REQUESTED, Status.APPROVED, Status.RECEIVED)
+
+    order = models.ForeignKey(Order, related_name="returns", on_delete=models.CASCADE)
+    reason = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.REQUESTED, db_index=True)
+    channel = models.CharField(max_length=20, default="account", help_text="Where it was started.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # At most one open return per order, even when two requests race.
+            models.UniqueConstraint(fields=["order"], condition=models.Q(status__in=["requested", "approved",
+                                                                                     "received"]),
+                                    name="one_open_return_per_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Return of {self.order.number} ({self.status})"

@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 from . import middleware, signals
-from .models import Cart, CartItem, Category, Order, OrderItem, OrderStatusEvent, Product, Review
+from .models import Cart, CartItem, Category, Order, OrderItem, OrderStatusEvent, Product, ReturnRequest, Review
 from .payments import CardDetails, get_gateway
 from .validators import validate_address, validate_quantity
 
@@ -516,6 +516,72 @@ def orders_for_user(user) -> QuerySet[Order]:
 def get_order_for_user(user, number: str) -> Order:
     """One of the shopper's own orders; anyone else's raises Order.DoesNotExist."""
     return orders_for_user(user).prefetch_related("history").get(number=number)
+
+
+RETURN_WINDOW_DAYS = 30
+CANCELLABLE_STATUSES = (Order.Status.PLACED, Order.Status.PAID)
+
+
+@dataclass(frozen=True)
+class ReturnEligibility:
+    eligible: bool
+    reason: str
+    deadline: dt.date | None = None
+
+
+def delivered_at(order: Order) -> dt.datetime | None:
+    """When the order was marked delivered (from its status history), if it was."""
+    events = [event for event in order.history.all() if event.status == Order.Status.DELIVERED]
+    return events[-1].created_at if events else None
+
+
+def return_eligibility(order: Order, *, now: dt.datetime | None = None) -> ReturnEligibility:
+    """Whether the order can be sent back: delivered, within the return window, no open return."""
+    now = now or timezone.now()
+    if order.returns.filter(status__in=ReturnRequest.OPEN_STATUSES).exists():
+        return ReturnEligibility(False, "A return is already open for this order.")
+    if order.status in CANCELLABLE_STATUSES:
+        return ReturnEligibility(False, "This order has not shipped yet; it can be cancelled instead.")
+    if order.status == Order.Status.SHIPPED:
+        return ReturnEligibility(False, "This order is on its way; a return can start once it is delivered.")
+    if order.status != Order.Status.DELIVERED:
+        return ReturnEligibility(False, f"This order is {order.get_status_display().lower()}.")
+    delivered = delivered_at(order) or order.created_at
+    deadline = (delivered + dt.timedelta(days=RETURN_WINDOW_DAYS)).date()
+    if now.date() > deadline:
+        return ReturnEligibility(False, f"The {RETURN_WINDOW_DAYS}-day return window closed on {deadline:%d %b %Y}.",
+                                 deadline)
+    return ReturnEligibility(True, f"Returnable until {deadline:%d %b %Y}.", deadline)
+
+
+def can_cancel(order: Order) -> bool:
+    return order.status in CANCELLABLE_STATUSES
+
+
+def cancel_order_for_user(user, number: str, *, note: str = "Cancelled by the shopper.") -> Order:
+    """Cancel one of the shopper's own orders before it ships; anyone else's raises Order.DoesNotExist."""
+    order = get_order_for_user(user, number)
+    if not can_cancel(order):
+        raise ValidationError({"status": f"An order that is {order.get_status_display().lower()} cannot be "
+                                         "cancelled."}, code="not_cancellable")
+    return change_order_status(order, Order.Status.CANCELLED, note=note)
+
+
+def start_return_for_user(user, number: str, *, reason: str = "", channel: str = "account") -> ReturnRequest:
+    """Open a return for one of the shopper's own delivered orders (once; a second request is refused)."""
+    order = get_order_for_user(user, number)
+    eligibility = return_eligibility(order)
+    if not eligibility.eligible:
+        raise ValidationError({"order": eligibility.reason}, code="not_returnable")
+    try:
+        with transaction.atomic():
+            return ReturnRequest.objects.create(order=order, reason=reason[:500], channel=channel[:20])
+    except IntegrityError:
+        raise ValidationError({"order": "A return is already open for this order."}, code="not_returnable") from None
+
+
+def open_returns(order: Order) -> QuerySet[ReturnRequest]:
+    return order.returns.filter(status__in=ReturnRequest.OPEN_STATUSES)
 
 
 # --- Reviews ---------------------------------------------------------------------------
