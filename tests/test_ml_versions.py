@@ -51,7 +51,11 @@ def test_first_version_is_promoted_and_served(django_capture_on_commit_callbacks
     assert Path(version.path, "metrics.json").exists()
     assert versions.active_path("sentiment") == version.path
     assert registry.candidates("sentiment")[0].source == "active version"
-    assert ml.classify("sentiment", ["love this laptop"])[0].label == "positive"
+    # Served: the registry loads the promoted checkpoint, and it reproduces what it learned (a single
+    # borderline text made this flaky; an untrained head scores about half).
+    assert registry.get("sentiment").path == Path(version.path)
+    predicted = [p.label for p in ml.classify("sentiment", TEXTS)]
+    assert sum(p == label for p, label in zip(predicted, LABELS, strict=True)) >= 0.9 * len(LABELS)
 
 
 @pytest.mark.django_db
