@@ -188,6 +188,7 @@ REST_FRAMEWORK = {
         "review_write": os.environ.get("AISLE_RATE_REVIEW", "5/min"),
         "events": os.environ.get("AISLE_RATE_EVENTS", "120/min"),
         "autocomplete": os.environ.get("AISLE_RATE_AUTOCOMPLETE", "300/min"),
+        "support_chat": os.environ.get("AISLE_RATE_SUPPORT", "30/min"),
     },
     "EXCEPTION_HANDLER": "config.api.exception_handler",
 }
@@ -218,6 +219,25 @@ AISLE_PAYMENT_GATEWAY = os.environ.get("AISLE_PAYMENT_GATEWAY", "shop.payments.T
 # Dotted path of the storefront's search backend: hybrid keyword + vector search with query understanding
 # (recommend/search.py); "shop.services.keyword_search_backend" is the shop's plain keyword search.
 AISLE_SEARCH_BACKEND = os.environ.get("AISLE_SEARCH_BACKEND", "recommend.search.search_backend")
+
+# Support assistant. Knowledge-base and product answers are phrased by the generator (then checked:
+# every number must come from the retrieved facts, else the template answer is sent); order answers
+# are always templates, so they are instant.
+AISLE_SUPPORT_GENERATE = os.environ.get("AISLE_SUPPORT_GENERATE", "1") == "1"
+AISLE_SUPPORT_GENERATE_TIMEOUT_S = float(os.environ.get("AISLE_SUPPORT_GENERATE_TIMEOUT_S", "8"))
+AISLE_SUPPORT_GENERATE_MAX_TOKENS = int(os.environ.get("AISLE_SUPPORT_GENERATE_MAX_TOKENS", "80"))
+# Below this cosine similarity no article is quoted; the assistant says so and offers a person.
+AISLE_SUPPORT_KB_MIN_SIMILARITY = float(os.environ.get("AISLE_SUPPORT_KB_MIN_SIMILARITY", "0.45"))
+AISLE_SUPPORT_CONFIRM_MINUTES = int(os.environ.get("AISLE_SUPPORT_CONFIRM_MINUTES", "10"))
+AISLE_SUPPORT_SUGGEST_GENERATE = os.environ.get("AISLE_SUPPORT_SUGGEST_GENERATE", "1") == "1"
+AISLE_SUPPORT_SUGGEST_TIMEOUT_S = float(os.environ.get("AISLE_SUPPORT_SUGGEST_TIMEOUT_S", "8"))
+
+# Product copy drafts (shop.copywriting): where facts beyond the product row come from (each a dotted
+# path to "(product_id) -> dict"; shop imports no other app), and the per-draft generation limit.
+AISLE_COPY_FACT_SOURCES = [p.strip() for p in os.environ.get(
+    "AISLE_COPY_FACT_SOURCES", "sentiment.services.copy_facts").split(",") if p.strip()]
+AISLE_COPY_TIMEOUT_S = float(os.environ.get("AISLE_COPY_TIMEOUT_S", "120"))
+
 # Page-form rate limits (requests per minute per client), shared with the API throttles' spirit.
 AISLE_PAGE_RATE_LIMITS = {
     "signup": int(os.environ.get("AISLE_RATE_SIGNUP_PER_MIN", "10")),

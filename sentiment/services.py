@@ -694,3 +694,13 @@ def get_product_or_none(slug: str):
         return shop.get_product(slug)
     except ObjectDoesNotExist:
         return None
+
+
+def copy_facts(product_id: int) -> dict:
+    """Review aspects for shop's product copy (a source in settings.AISLE_COPY_FACT_SOURCES): what shoppers
+    love and complain about, from the precomputed summary, once the product has as many scored reviews as
+    the storefront needs to show them (fewer say too little to put in marketing copy)."""
+    summary = product_summary(product_id)
+    if summary["reviews"] < conf("SUMMARY_MIN_REVIEWS"):
+        return {}
+    return {"loved_aspects": list(summary["loves"]), "complained_aspects": list(summary["complaints"])}

@@ -42,6 +42,9 @@ class Product(models.Model):
     stock = models.PositiveIntegerField(default=0)
     features = models.JSONField(default=list, blank=True, help_text="Feature bullets, one string each.")
     description = models.TextField(blank=True)
+    # Published marketing copy (written by merchandisers, or accepted from a ProductCopyDraft).
+    marketing_line = models.CharField(max_length=300, blank=True)
+    email_blurb = models.TextField(blank=True)
     image_hue = models.PositiveSmallIntegerField(default=210, help_text="Colour of the placeholder image (0-360).")
     source_rating = models.DecimalField(max_digits=3, decimal_places=2, null=True, blank=True)
     source_review_count = models.PositiveIntegerField(default=0)
@@ -259,3 +262,106 @@ class ReturnRequest(models.Model):
 
     def __str__(self) -> str:
         return f"Return of {self.order.number} ({self.status})"
+
+
+class ProductCopyDraft(models.Model):
+    """Model- (or template-) written copy for one product, kept beside the product until a merchandiser
+    accepts it: the published text on Product changes only through shop.copywriting.accept_draft."""
+
+    class Kind(models.TextChoices):
+        DESCRIPTION = "description", "Description"
+        MARKETING_LINE = "marketing_line", "Marketing line"
+        EMAIL_BLURB = "email_blurb", "E-mail blurb"
+
+    class Tone(models.TextChoices):
+        NEUTRAL = "neutral", "Neutral"
+        FRIENDLY = "friendly", "Friendly"
+        PREMIUM = "premium", "Premium"
+        PLAYFUL = "playful", "Playful"
+        TECHNICAL = "technical", "Technical"
+
+    class Length(models.TextChoices):
+        SHORT = "short", "Short"
+        MEDIUM = "medium", "Medium"
+        LONG = "long", "Long"
+
+    class Engine(models.TextChoices):
+        MODEL = "model", "Language model"
+        TEMPLATE = "template", "Template (no model)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        GENERATING = "generating", "Generating"
+        READY = "ready", "Ready"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+        FAILED = "failed", "Failed"
+        ACCEPTED = "accepted", "Accepted (published)"
+        REJECTED = "rejected", "Rejected"
+
+    # States a merchandiser may still edit, accept or reject.
+    OPEN_STATUSES = (Status.READY, Status.NEEDS_REVIEW, Status.FAILED)
+
+    product = models.ForeignKey(Product, related_name="copy_drafts", on_delete=models.CASCADE)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    tone = models.CharField(max_length=12, choices=Tone.choices, default=Tone.NEUTRAL)
+    length = models.CharField(max_length=8, choices=Length.choices, default=Length.MEDIUM)
+    engine = models.CharField(max_length=10, choices=Engine.choices, default=Engine.MODEL)
+    status = models.CharField(max_length=14, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    text = models.TextField(blank=True, help_text="The draft as it stands (after any edits).")
+    generated_text = models.TextField(blank=True, help_text="What the generator wrote, before any edits.")
+    facts = models.JSONField(default=dict, blank=True, help_text="The facts the draft was grounded in.")
+    flags = models.JSONField(default=list, blank=True,
+                             help_text="Fact-check findings: [{text, reason, kind}], empty when it passed.")
+    error = models.TextField(blank=True)
+    generator = models.CharField(max_length=200, blank=True, help_text="Which model (or the template) wrote it.")
+    generation_seconds = models.FloatField(null=True, blank=True)
+    new_tokens = models.PositiveIntegerField(null=True, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                                     on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set when a worker claims the draft: a redelivered task re-claims only a stale claim.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    generated_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                                   on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["product", "kind", "status"], name="copydraft_product_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} draft for {self.product_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
+class ProductCopyDraftEvent(models.Model):
+    """The history of a draft: every request, generation, edit, acceptance and rejection, by whom and when."""
+
+    class Action(models.TextChoices):
+        REQUESTED = "requested", "Requested"
+        GENERATED = "generated", "Generated"
+        FAILED = "failed", "Generation failed"
+        EDITED = "edited", "Edited"
+        ACCEPTED = "accepted", "Accepted and published"
+        REJECTED = "rejected", "Rejected"
+
+    draft = models.ForeignKey(ProductCopyDraft, related_name="events", on_delete=models.CASCADE)
+    action = models.CharField(max_length=10, choices=Action.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
+                              on_delete=models.SET_NULL, help_text="Empty for the generator.")
+    status = models.CharField(max_length=14, choices=ProductCopyDraft.Status.choices,
+                              help_text="The draft's status after the event.")
+    text = models.TextField(blank=True, help_text="The draft's text after the event.")
+    details = models.JSONField(default=dict, blank=True,
+                               help_text="e.g. the flags, the error, the text it replaced on the product.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} ({self.draft_id})"

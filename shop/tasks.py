@@ -4,7 +4,7 @@ from celery import shared_task
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
-from . import services
+from . import copywriting, services
 from .models import Order
 
 
@@ -24,3 +24,10 @@ def send_order_confirmation(order_id: int) -> None:
     order = Order.objects.prefetch_related("items").get(pk=order_id)
     body = render_to_string("shop/email/order_confirmation.txt", {"order": order})
     send_mail(f"Your Aisle order {order.number}", body, None, [order.email])
+
+
+@shared_task
+def generate_copy_draft(draft_id: int) -> str:
+    """Write one queued copy draft. Idempotent: a redelivered task finds the draft claimed or done and
+    leaves it (see copywriting.generate_draft); model failures mark the draft failed, they do not raise."""
+    return copywriting.generate_draft(draft_id)
