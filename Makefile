@@ -13,7 +13,8 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test install services lint train-sentiment bench-storefront bench-ml bench-sentiment clean
+.PHONY: demo test install services lint train-sentiment bench-storefront bench-ml bench-sentiment bench-support \
+	bench-copy clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,8 @@ demo: $(STAMP)
 	DJANGO_DEBUG=1 $(BIN)/python manage.py score_sentiment --discover
 	DJANGO_DEBUG=1 $(BIN)/python manage.py embed_products
 	DJANGO_DEBUG=1 $(BIN)/python manage.py train_recommender
+	DJANGO_DEBUG=1 $(BIN)/python manage.py train_intents
+	DJANGO_DEBUG=1 $(BIN)/python manage.py seed_support_demo
 	DJANGO_DEBUG=1 $(BIN)/python manage.py check_models --load
 	@echo "Aisle is starting on http://127.0.0.1:8000  (admin: http://127.0.0.1:8000/admin/, user 'admin', password 'aisle-demo')"
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
@@ -62,6 +65,12 @@ bench-storefront: $(STAMP)
 
 bench-ml: $(STAMP)
 	$(BIN)/python bench/ml.py
+
+bench-support: $(STAMP)
+	$(BIN)/python bench/support.py
+
+bench-copy: $(STAMP)
+	$(BIN)/python bench/copy_drafts.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache

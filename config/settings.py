@@ -124,6 +124,7 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get("AISLE_CELERY_QUEUE", "default")
 CELERY_TASK_ROUTES = {
     # Heavy model work goes to its own queue so a GPU worker can take it.
     "ml.*": {"queue": "training"},
+    "support.tasks.finetune_intents": {"queue": "training"},
 }
 CELERY_TIMEZONE = "UTC"
 
@@ -220,7 +221,9 @@ AISLE_PAYMENT_GATEWAY = os.environ.get("AISLE_PAYMENT_GATEWAY", "shop.payments.T
 # (recommend/search.py); "shop.services.keyword_search_backend" is the shop's plain keyword search.
 AISLE_SEARCH_BACKEND = os.environ.get("AISLE_SEARCH_BACKEND", "recommend.search.search_backend")
 
-# Support assistant. Knowledge-base and product answers are phrased by the generator (then checked:
+# Support assistant. Below this intent confidence the assistant asks to rephrase (once, then hands off).
+AISLE_INTENT_THRESHOLD = float(os.environ.get("AISLE_INTENT_THRESHOLD", "0.5"))
+# Knowledge-base and product answers are phrased by the generator (then checked:
 # every number must come from the retrieved facts, else the template answer is sent); order answers
 # are always templates, so they are instant.
 AISLE_SUPPORT_GENERATE = os.environ.get("AISLE_SUPPORT_GENERATE", "1") == "1"

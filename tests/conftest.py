@@ -42,3 +42,28 @@ def _restore_model_registry():
     yield
     if registry._paths != paths:
         registry.configure(paths=paths)
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Debian's Chromium driven by Playwright (its own browser download fails here), headless."""
+    # Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run
+    # inside one unless told it is safe (it is: the loop only drives the browser).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from django.db import connections
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield launched
+        launched.close()
+        # ORM calls made inside Playwright's context got their own connection (Django keeps
+        # connections per context); close it so the test database can be dropped.
+        connections.close_all()

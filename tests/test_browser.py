@@ -5,7 +5,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from shop.models import Order
 
@@ -20,25 +19,10 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    # Playwright's sync API runs an event loop in this thread; Django's ORM refuses to run
-    # inside one unless told it is safe (it is: the loop only drives the browser).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.set_default_timeout(20_000)
-        yield page
-        browser.close()
-        # ORM calls made inside Playwright's context got their own connection (Django keeps
-        # connections per context); close it so the test database can be dropped.
-        connections.close_all()
+def browser_page(browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(20_000)
+    return page
 
 
 @pytest.mark.django_db(transaction=True)

@@ -18,6 +18,7 @@ from shop import services
 from shop.demo import catalogue, texts
 from shop.demo.catalogue import import_catalogue, initial_stock
 from shop.models import Cart, CartItem, Category, CustomerProfile, Order, OrderItem, OrderStatusEvent, Product, Review
+from support.models import Conversation, KnowledgeArticle
 
 # Event types no server-side code path of the shop records (browser beacon, chat widget).
 BROWSER_ONLY_TYPES = {Event.Type.REC_SHOWN, Event.Type.REC_CLICKED, Event.Type.DWELL, Event.Type.CHAT_STARTED}
@@ -201,7 +202,7 @@ def _counts():
 
 
 @pytest.mark.django_db(transaction=True)  # the services' on_commit hooks (events, rating refresh) must run
-def test_load_demo_small_simulation(monkeypatch):
+def test_load_demo_small_simulation(monkeypatch, settings):
     monkeypatch.setenv("AISLE_DEMO_ADMIN_PASSWORD", "Pa55-for-the-demo")
     started = load_started = timezone.now()
     out = io.StringIO()
@@ -350,6 +351,18 @@ def test_load_demo_small_simulation(monkeypatch):
     planted = set(re.findall(r"Planted a bad batch \(a burst of negative reviews\): (.+) \(\w[^()]*\)\.",
                              out.getvalue()))
     assert planted and planted <= alerted, (planted, alerted)
+
+    # `make demo` then seeds the knowledge base and puts simulated shoppers' chats in the agents' queue,
+    # through the real assistant (templates only here: the generator is slow on CPU).
+    settings.AISLE_SUPPORT_GENERATE = False
+    support_out = io.StringIO()
+    call_command("seed_support_demo", stdout=support_out)
+    assert KnowledgeArticle.objects.filter(is_published=True).count() >= 10
+    reasons = set(Conversation.objects.filter(status=Conversation.Status.WAITING)
+                  .values_list("handoff_reason", flat=True))
+    assert {"asked_for_human", "payment_dispute", "angry"} <= reasons, reasons
+    assert Conversation.objects.filter(status=Conversation.Status.BOT).exists()
+    assert all(c.summary for c in Conversation.objects.filter(status=Conversation.Status.WAITING))
 
     # Running again changes nothing.
     before = _counts()

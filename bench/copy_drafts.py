@@ -1,7 +1,8 @@
 """Product copy drafts (issue #8): drafts/minute with the real generator (SmolLM2-135M by default) on CPU, and
-on CUDA when torch sees a GPU, and the share of drafts that pass the fact check.
+on CUDA when torch sees a GPU, and the share of drafts that pass the fact check. (Not named bench/copy.py: that
+would shadow the standard `copy` module for every bench script run from this folder.)
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/copy.py [--products 50] [--device auto|cpu|cuda]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/copy_drafts.py [--products 50] [--device auto|cpu|cuda]
                                                     [--kind description|marketing_line|email_blurb]
                                                     [--tone neutral] [--length short] [--json out.json]
 
@@ -17,17 +18,11 @@ A draft that fails (timeout, nothing usable) counts against drafts/minute and is
 
 from __future__ import annotations
 
-import os
-import sys
-
-# This file is named like the standard library's `copy`: run as a script, its folder comes first on
-# sys.path and would shadow that module for every library imported below.
-if sys.path and os.path.realpath(sys.path[0]) == os.path.dirname(os.path.realpath(__file__)):
-    sys.path.pop(0)
-
 import argparse
 import collections
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path

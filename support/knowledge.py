@@ -1,0 +1,177 @@
+"""The knowledge base: default articles, their embeddings, and semantic retrieval of the best passage.
+
+Articles are few (tens to hundreds), so retrieval is an exact cosine over the stored vectors in
+memory; only articles whose title or body changed are re-embedded (`vector_text_hash`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.urls import NoReverseMatch
+
+import ml
+
+from .models import CannedResponse, KnowledgeArticle
+from .replies import source
+
+log = logging.getLogger(__name__)
+
+DATA_FILE = Path(__file__).resolve().parent / "data" / "articles.json"
+# Below this cosine (MiniLM, query vs article/passage) the knowledge base is taken to have no answer.
+DEFAULT_MIN_SIMILARITY = 0.45
+TOP_ARTICLES = 3
+_PARAGRAPHS = re.compile(r"\n\s*\n")
+# Paragraph vectors are not stored in the database (they change with every edit); a bounded
+# process cache keyed by the paragraph's hash spares re-embedding them on every question.
+_PASSAGE_CACHE: dict[str, np.ndarray] = {}
+_PASSAGE_CACHE_MAX = 5000
+_cache_lock = threading.Lock()
+
+
+def min_similarity() -> float:
+    return float(getattr(settings, "AISLE_SUPPORT_KB_MIN_SIMILARITY", DEFAULT_MIN_SIMILARITY))
+
+
+# --- seeding ------------------------------------------------------------------------------
+
+
+def seed_knowledge_base(path: Path | None = None) -> dict[str, int]:
+    """Create the default articles and canned responses that are missing (idempotent: existing rows,
+    possibly edited in the admin, are left alone). Vectors are computed lazily at the first question."""
+    data = json.loads((path or DATA_FILE).read_text(encoding="utf-8"))
+    created = {"articles": 0, "canned_responses": 0}
+    with transaction.atomic():
+        for row in data.get("articles", []):
+            _, new = KnowledgeArticle.objects.get_or_create(
+                slug=row["slug"], defaults={"title": row["title"], "topic": row.get("topic", ""), "body": row["body"]})
+            created["articles"] += new
+        for row in data.get("canned_responses", []):
+            _, new = CannedResponse.objects.get_or_create(
+                shortcut=row["shortcut"], defaults={"title": row["title"], "body": row["body"]})
+            created["canned_responses"] += new
+    return created
+
+
+# --- vectors ------------------------------------------------------------------------------
+
+
+def article_text(article: KnowledgeArticle) -> str:
+    return f"{article.title}\n\n{article.body}"
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def refresh_article_vectors(articles: list[KnowledgeArticle] | None = None) -> int:
+    """Embed the published articles whose text changed since their vector was computed; returns how many."""
+    if articles is None:
+        articles = list(KnowledgeArticle.objects.filter(is_published=True))
+    stale = [a for a in articles if a.vector is None or a.vector_text_hash != text_hash(article_text(a))]
+    if not stale:
+        return 0
+    vectors = ml.embed([article_text(a) for a in stale])
+    for article, vector in zip(stale, vectors, strict=True):
+        article.vector = np.asarray(vector, dtype=np.float32).tobytes()
+        article.vector_text_hash = text_hash(article_text(article))
+        # .update, not .save: saving would bump updated_at, which means "edited by a person".
+        KnowledgeArticle.objects.filter(pk=article.pk).update(vector=article.vector,
+                                                              vector_text_hash=article.vector_text_hash)
+    return len(stale)
+
+
+def _decode(vector: bytes | memoryview) -> np.ndarray:
+    return np.frombuffer(bytes(vector), dtype=np.float32)
+
+
+def paragraphs(body: str) -> list[str]:
+    return [p.strip() for p in _PARAGRAPHS.split(body or "") if p.strip()]
+
+
+def _passage_vectors(passages: list[str]) -> np.ndarray:
+    keys = [text_hash(p) for p in passages]
+    missing = [(k, p) for k, p in zip(keys, passages, strict=True) if k not in _PASSAGE_CACHE]
+    if missing:
+        vectors = ml.embed([p for _, p in missing])
+        with _cache_lock:
+            if len(_PASSAGE_CACHE) + len(missing) > _PASSAGE_CACHE_MAX:
+                _PASSAGE_CACHE.clear()
+            for (key, _), vector in zip(missing, vectors, strict=True):
+                _PASSAGE_CACHE[key] = vector
+    return np.stack([_PASSAGE_CACHE[k] for k in keys])
+
+
+# --- retrieval ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnowledgeHit:
+    article: KnowledgeArticle
+    passage: str
+    score: float          # what the threshold applies to: the mean of article and passage similarity
+    article_score: float
+    passage_score: float
+
+    @property
+    def source(self) -> dict:
+        return article_source(self.article)
+
+
+def article_url(article: KnowledgeArticle) -> str:
+    try:
+        return article.get_absolute_url()
+    except NoReverseMatch:  # the help pages' URLconf is not mounted (e.g. an API-only deployment)
+        return f"/support/help/{article.slug}/"
+
+
+def article_source(article: KnowledgeArticle) -> dict:
+    return source("article", article.title, article_url(article))
+
+
+def search_knowledge(query: str, *, limit: int = 1, topics: tuple[str, ...] = ()) -> list[KnowledgeHit]:
+    """Published articles closest in meaning to the query, each with its best paragraph, best first.
+
+    Hits below the similarity threshold are left out, so [] means "the knowledge base has no answer".
+    Raises ml.ModelUnavailable when no embedder can be loaded (the caller offers a person instead)."""
+    query = (query or "").strip()[:1000]
+    if not query:
+        return []
+    articles = list(KnowledgeArticle.objects.filter(is_published=True))
+    if topics:
+        articles = [a for a in articles if a.topic in topics] or articles
+    if not articles:
+        return []
+    refresh_article_vectors(articles)
+    query_vector = ml.embed(query)[0]
+    matrix = np.stack([_decode(a.vector) for a in articles])
+    if matrix.shape[1] != query_vector.shape[0]:  # the embedder changed: re-embed everything once
+        KnowledgeArticle.objects.update(vector_text_hash="")
+        for article in articles:
+            article.vector_text_hash = ""
+        refresh_article_vectors(articles)
+        matrix = np.stack([_decode(a.vector) for a in articles])
+    article_scores = matrix @ query_vector
+    hits = []
+    for index in np.argsort(-article_scores)[:TOP_ARTICLES]:
+        article = articles[int(index)]
+        passages = paragraphs(article.body) or [article.body]
+        passage_scores = _passage_vectors(passages) @ query_vector
+        best = int(np.argmax(passage_scores))
+        a_score, p_score = float(article_scores[index]), float(passage_scores[best])
+        hits.append(KnowledgeHit(article, passages[best], (a_score + p_score) / 2, a_score, p_score))
+    hits.sort(key=lambda hit: -hit.score)
+    threshold = min_similarity()
+    return [hit for hit in hits if hit.score >= threshold][:limit]
+
+
+# The agents' console asks for "search_articles(query, limit=...)": same retrieval, same hits.
+search_articles = search_knowledge
