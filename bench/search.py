@@ -105,6 +105,7 @@ def grow_catalogue(target: int, rng: random.Random, progress: tqdm) -> None:
     """Synthetic products (recombined real ones) and noisy copies of their vectors, up to `target` products."""
     import numpy as np
 
+    from ml.index import vector_from_bytes, vector_to_bytes
     from recommend.models import ProductEmbedding
     from shop import services as shop
     from shop.models import Product
@@ -112,7 +113,7 @@ def grow_catalogue(target: int, rng: random.Random, progress: tqdm) -> None:
     real = list(shop.active_products().filter(source_key__isnull=False).order_by("pk"))
     vectors = {}
     for row in ProductEmbedding.objects.filter(product_id__in=[p.pk for p in real], vector__isnull=False):
-        vectors[row.product_id] = np.frombuffer(bytes(row.vector), dtype=np.float32)
+        vectors[row.product_id] = vector_from_bytes(row.vector)
     by_category: dict[int, list] = {}
     for product in real:
         by_category.setdefault(product.category_id, []).append(product)
@@ -142,7 +143,7 @@ def grow_catalogue(target: int, rng: random.Random, progress: tqdm) -> None:
                 continue
             noisy = base + np.random.default_rng(product.pk).normal(0, 0.02, base.shape).astype(np.float32)
             noisy /= np.linalg.norm(noisy)
-            rows.append(ProductEmbedding(product_id=product.pk, vector=noisy.astype(np.float32).tobytes(),
+            rows.append(ProductEmbedding(product_id=product.pk, vector=vector_to_bytes(noisy),
                                          dim=noisy.shape[0], is_dirty=False, model_version="bench-noise"))
         ProductEmbedding.objects.bulk_create(rows, batch_size=2000)
         count += batch

@@ -5,6 +5,7 @@ Public API (import from `ml`):
     classify(task, texts) -> list[Prediction]  sequence classification (sentiment, intent, ...)
     generate(prompt_or_messages, ...) -> str   chat-template generation with caps and a timeout
     VectorIndex                                exact + HNSW vector search, saved and updated incrementally
+    vector_to_bytes / vector_from_bytes        embeddings as stored in a database column
     registry                                   task -> checkpoint resolution and lazy, thread-safe loading
 
 The Django side (model versions, admin, Celery tasks, the `finetune` command) lives in
@@ -19,6 +20,8 @@ import importlib
 _EXPORTS = {
     "choose_device": "devices",
     "VectorIndex": "index",
+    "vector_from_bytes": "index",
+    "vector_to_bytes": "index",
     "Generation": "inference",
     "Prediction": "inference",
     "classify": "inference",

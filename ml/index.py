@@ -14,6 +14,16 @@ import numpy as np
 DEFAULT_HNSW_THRESHOLD = 20_000
 
 
+def vector_to_bytes(vector) -> bytes:
+    """An embedding as stored in a database column (float32 bytes)."""
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def vector_from_bytes(data: bytes | memoryview) -> np.ndarray:
+    """A stored embedding (float32 bytes; a memoryview on PostgreSQL) as an array."""
+    return np.frombuffer(bytes(data), dtype=np.float32)
+
+
 class VectorIndex:
     def __init__(self, dim: int, *, backend: str = "auto", hnsw_threshold: int = DEFAULT_HNSW_THRESHOLD,
                  connectivity: int = 16, expansion_add: int = 128, expansion_search: int = 64) -> None:

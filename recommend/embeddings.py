@@ -24,6 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 import ml
+from ml.index import vector_from_bytes, vector_to_bytes
 from ml.registry import registry as model_registry
 from shop import services as shop
 
@@ -97,7 +98,7 @@ def embed_dirty(*, batch_size: int = 64, limit: int | None = None, everything: b
                 todo.append((row, digest))
             vectors = ml.embed(texts) if texts else np.zeros((0, 0), dtype=np.float32)
             for (row, digest), vector in zip(todo, vectors, strict=True):
-                row.vector = np.asarray(vector, dtype=np.float32).tobytes()
+                row.vector = vector_to_bytes(vector)
                 row.dim = int(vector.shape[0])
                 row.text_hash = digest
                 row.model_version = version
@@ -132,15 +133,10 @@ def _version() -> int:
     return int(cache.get(INDEX_VERSION_KEY) or 0)
 
 
-def decode(vector: bytes | memoryview) -> np.ndarray:
-    """A stored vector (float32 bytes; memoryview on PostgreSQL) as an array."""
-    return np.frombuffer(bytes(vector), dtype=np.float32)
-
-
 def vectors_of(product_ids: Iterable[int]) -> dict[int, np.ndarray]:
     """product id -> its vector, for the ids that have one."""
     rows = ProductEmbedding.objects.filter(product_id__in=list(product_ids), vector__isnull=False)
-    return {row.product_id: decode(row.vector) for row in rows.only("product_id", "vector")}
+    return {row.product_id: vector_from_bytes(row.vector) for row in rows.only("product_id", "vector")}
 
 
 class _ProcessIndex:
@@ -173,7 +169,7 @@ class _ProcessIndex:
         ids, vectors = [], []
         for product_id, vector in self._rows().values_list("product_id", "vector").iterator(chunk_size=2000):
             ids.append(product_id)
-            vectors.append(decode(vector))
+            vectors.append(vector_from_bytes(vector))
         dim = vectors[0].shape[0] if vectors else model_registry.get("embedder").model.get_embedding_dimension()
         index = ml.VectorIndex(dim)
         if ids:
@@ -191,7 +187,7 @@ class _ProcessIndex:
         keep = [(pid, vector) for pid, vector in changed if pid in active]
         if keep:
             self.index.add(np.asarray([pid for pid, _ in keep], dtype=np.int64),
-                           np.vstack([decode(vector) for _, vector in keep]))
+                           np.vstack([vector_from_bytes(vector) for _, vector in keep]))
         self.version, self.synced_at = version, started
 
     def reset(self) -> None:

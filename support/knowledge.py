@@ -19,6 +19,7 @@ from django.db import transaction
 from django.urls import NoReverseMatch
 
 import ml
+from ml.index import vector_from_bytes, vector_to_bytes
 
 from .models import CannedResponse, KnowledgeArticle
 from .replies import source
@@ -81,16 +82,12 @@ def refresh_article_vectors(articles: list[KnowledgeArticle] | None = None) -> i
         return 0
     vectors = ml.embed([article_text(a) for a in stale])
     for article, vector in zip(stale, vectors, strict=True):
-        article.vector = np.asarray(vector, dtype=np.float32).tobytes()
+        article.vector = vector_to_bytes(vector)
         article.vector_text_hash = text_hash(article_text(article))
         # .update, not .save: saving would bump updated_at, which means "edited by a person".
         KnowledgeArticle.objects.filter(pk=article.pk).update(vector=article.vector,
                                                               vector_text_hash=article.vector_text_hash)
     return len(stale)
-
-
-def _decode(vector: bytes | memoryview) -> np.ndarray:
-    return np.frombuffer(bytes(vector), dtype=np.float32)
 
 
 def paragraphs(body: str) -> list[str]:
@@ -152,13 +149,13 @@ def search_knowledge(query: str, *, limit: int = 1, topics: tuple[str, ...] = ()
         return []
     refresh_article_vectors(articles)
     query_vector = ml.embed(query)[0]
-    matrix = np.stack([_decode(a.vector) for a in articles])
+    matrix = np.stack([vector_from_bytes(a.vector) for a in articles])
     if matrix.shape[1] != query_vector.shape[0]:  # the embedder changed: re-embed everything once
         KnowledgeArticle.objects.update(vector_text_hash="")
         for article in articles:
             article.vector_text_hash = ""
         refresh_article_vectors(articles)
-        matrix = np.stack([_decode(a.vector) for a in articles])
+        matrix = np.stack([vector_from_bytes(a.vector) for a in articles])
     article_scores = matrix @ query_vector
     hits = []
     for index in np.argsort(-article_scores)[:TOP_ARTICLES]:
