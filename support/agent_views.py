@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from . import agents
+from . import agents, assistant
 from .models import Conversation, Message
 
 CONSOLE_PERMISSION = "support.change_conversation"
@@ -90,7 +90,7 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
 def conversation_messages(request: HttpRequest, pk: int) -> JsonResponse:
     _check(request)
     chat = _conversation(pk)
-    new = agents.messages_after(chat, _after(request))
+    new = assistant.messages_after(chat, _after(request))
     return JsonResponse({
         "status": chat.status,
         "status_label": chat.get_status_display(),

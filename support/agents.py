@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -24,6 +21,7 @@ from django.utils import timezone
 
 from shop import services as shop
 
+from .generation import GeneratorSlot
 from .intents import INTENTS
 from .knowledge import KnowledgeHit, search_knowledge
 from .models import CannedResponse, Conversation, Message
@@ -228,10 +226,6 @@ def message_data(message: Message) -> dict:
     }
 
 
-def messages_after(conversation: Conversation, after_id: int = 0) -> list[Message]:
-    return list(conversation.messages.filter(pk__gt=after_id).select_related("author").order_by("created_at", "pk"))
-
-
 def conversation_context(conversation: Conversation) -> dict:
     """Everything the console shows beside the log: the shopper's orders, mood and intents over time,
     the thumbs on the assistant's answers and the satisfaction score."""
@@ -338,10 +332,8 @@ def suggested_replies(conversation: Conversation, *, generate: bool = False) -> 
     return unique
 
 
-# One generation at a time: a second agent asking while the model is busy gets no suggestion rather
-# than a queue of CPU-bound requests piling up behind the first.
-_GENERATOR_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="support-suggest")
-_GENERATOR_BUSY = threading.Lock()
+# A second agent asking while the model is busy gets no generated suggestion.
+_GENERATOR = GeneratorSlot("support-suggest")
 
 
 def generator_enabled() -> bool:
@@ -356,31 +348,14 @@ def generated_reply(query: str, facts: list[str], *, timeout_s: float | None = N
         return ""
     if timeout_s is None:
         timeout_s = float(getattr(settings, "AISLE_SUPPORT_SUGGEST_TIMEOUT_S", 8.0))
-    if not _GENERATOR_BUSY.acquire(blocking=False):
-        return ""
+    from ml.prompts import PromptTemplate
 
-    def run() -> str:
-        try:
-            import ml
-            from ml.prompts import PromptTemplate
-
-            prompt = PromptTemplate(
-                system="You draft short, friendly replies for a shop's customer-support agent.",
-                user="$facts\n\nThe customer wrote:\n$customer_text\n\nDraft a reply of at most three sentences.",
-            ).messages(facts=facts, customer_text=query)
-            return ml.generate(prompt, max_new_tokens=120, timeout_s=timeout_s).strip()
-        finally:
-            _GENERATOR_BUSY.release()
-
-    future = _GENERATOR_POOL.submit(run)
-    try:
-        return future.result(timeout=timeout_s + 1.0)
-    except FutureTimeout:
-        log.info("Suggested reply not generated within %.1fs", timeout_s)
-        return ""
-    except Exception:  # ModelUnavailable or a broken checkpoint: the other suggestions still serve
-        log.warning("Suggested reply generation failed", exc_info=True)
-        return ""
+    prompt = PromptTemplate(
+        system="You draft short, friendly replies for a shop's customer-support agent.",
+        user="$facts\n\nThe customer wrote:\n$customer_text\n\nDraft a reply of at most three sentences.",
+    ).messages(facts=facts, customer_text=query)
+    generation = _GENERATOR.generate(prompt, max_new_tokens=120, timeout_s=timeout_s)
+    return generation.text.strip() if generation is not None else ""
 
 
 def canned_responses() -> list[CannedResponse]:

@@ -18,14 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connections, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -33,6 +30,7 @@ from behavior.services import record_event
 from shop import services as shop
 
 from . import intents, knowledge, orders
+from .generation import GeneratorSlot
 from .models import Conversation, Message
 from .replies import HUMAN_ACTION, YES_NO, Reply, source
 
@@ -196,7 +194,8 @@ def get_or_start_conversation(*, user=None, visitor_id: str = "") -> tuple[Conve
 
 
 def messages_after(conversation: Conversation, after: int = 0) -> list[Message]:
-    return list(conversation.messages.filter(pk__gt=after).order_by("created_at", "pk"))
+    # The author: the console names the agent who wrote each message.
+    return list(conversation.messages.filter(pk__gt=after).select_related("author").order_by("created_at", "pk"))
 
 
 def owned_message(message_id: int, *, user=None, visitor_id: str = "") -> Message | None:
@@ -517,10 +516,8 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CODE = re.compile(r"\b(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9-]{4,}\b")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _LEAK = re.compile(r"customer_text|</?facts|DATA_RULE|system prompt|<\|", re.IGNORECASE)
-# One generation at a time per process: a second shopper gets the template at once rather than a
-# queue of CPU-bound generations piling up.
-_GENERATOR_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="support-generate")
-_GENERATOR_BUSY = threading.Lock()
+# A second shopper asking while the model is busy gets the template at once.
+_GENERATOR = GeneratorSlot("support-generate")
 
 
 def _numbers(text: str) -> set[str]:
@@ -564,33 +561,10 @@ def phrase(reply: Reply, question: str) -> Reply:
         return reply
     timeout_s = float(_setting("AISLE_SUPPORT_GENERATE_TIMEOUT_S", 8.0))
     max_new_tokens = int(_setting("AISLE_SUPPORT_GENERATE_MAX_TOKENS", 80))
-    if not _GENERATOR_BUSY.acquire(blocking=False):
-        return reply
     started = time.perf_counter()
-
-    def run():
-        try:
-            import ml
-
-            messages = _prompt().messages(facts=reply.facts, customer_text=question)
-            return ml.generate_detailed(messages, max_new_tokens=max_new_tokens, timeout_s=timeout_s)
-        finally:
-            # The registry's active-version lookup may have opened a DB connection in this worker
-            # thread; close it, or it lingers (and blocks dropping the test database).
-            connections.close_all()
-            _GENERATOR_BUSY.release()
-
-    future = _GENERATOR_POOL.submit(run)
-    try:
-        # Loading the model counts against the budget too; a late result is simply dropped.
-        generation = future.result(timeout=timeout_s + 1.0)
-    except FutureTimeout:
-        log.info("Support answer not generated within %.1fs; template used", timeout_s)
-        return reply
-    except Exception:  # noqa: BLE001 - ModelUnavailable or a broken checkpoint: the template stands
-        log.warning("Support answer generation failed; template used", exc_info=True)
-        return reply
-    if generation.stopped_by_timeout or not grounded(generation.text, reply.facts):
+    messages = _prompt().messages(facts=reply.facts, customer_text=question)
+    generation = _GENERATOR.generate(messages, max_new_tokens=max_new_tokens, timeout_s=timeout_s)
+    if generation is None or generation.stopped_by_timeout or not grounded(generation.text, reply.facts):
         return reply
     reply.text = generation.text
     reply.kind = Kind.GENERATED
