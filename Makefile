@@ -70,7 +70,7 @@ bench-support: $(STAMP)
 	$(BIN)/python bench/support.py
 
 bench-copy: $(STAMP)
-	$(BIN)/python bench/copy_drafts.py
+	$(BIN)/python bench/copy.py
 
 clean:
 	rm -rf $(VENV) db.sqlite3 staticfiles .pytest_cache
