@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,11 +68,30 @@ class Generation:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
 
+def avoided_token_sequences(tokenizer, words: Sequence[str]) -> list[list[int]]:
+    """Token sequences that spell each word as it appears in running text ("best", " best", " Best",
+    "Best"), for generate's bad_words_ids: the model then cannot write the word in those spellings."""
+    sequences: list[list[int]] = []
+    for word in words:
+        word = word.strip()
+        if not word:
+            continue
+        for form in dict.fromkeys((f" {word}", f" {word.capitalize()}", word.capitalize(), word)):
+            ids = tokenizer(form, add_special_tokens=False)["input_ids"]
+            if ids and ids not in sequences:
+                sequences.append(ids)
+    return sequences
+
+
 @torch.inference_mode()
 def generate_detailed(prompt: str | list[dict], *, max_new_tokens: int = 128, temperature: float = 0.0,
                       timeout_s: float = DEFAULT_GENERATION_TIMEOUT_S, task: str = "generator",
-                      seed: int | None = 0) -> Generation:
-    """Generate with the model's chat template; output length capped, wall time bounded."""
+                      seed: int | None = 0, avoid_words: Sequence[str] = ()) -> Generation:
+    """Generate with the model's chat template; output length capped, wall time bounded.
+
+    avoid_words: words the output must not contain (constrained decoding, not a filter afterwards),
+    e.g. the claims a fact check would reject.
+    """
     loaded = registry.get(task)
     model, tokenizer = loaded.model, loaded.tokenizer
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
@@ -82,6 +102,8 @@ def generate_detailed(prompt: str | list[dict], *, max_new_tokens: int = 128, te
         torch.manual_seed(seed)
     options = {"max_new_tokens": max_new_tokens, "max_time": timeout_s, "repetition_penalty": 1.1,
                "pad_token_id": tokenizer.pad_token_id or tokenizer.eos_token_id}
+    if avoid_words:
+        options["bad_words_ids"] = avoided_token_sequences(tokenizer, avoid_words)
     if temperature > 0:
         options.update(do_sample=True, temperature=temperature, top_p=0.9)
     else:

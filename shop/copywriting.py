@@ -344,7 +344,8 @@ def write_copy(facts: CopyFacts, kind: str, tone: str, length: str, *, engine: s
     timeout = timeout_s() if timeout is None else timeout
     try:
         generation = ml.generate_detailed(build_messages(facts, kind, tone, length),
-                                          max_new_tokens=spec.max_new_tokens, timeout_s=timeout)
+                                          max_new_tokens=spec.max_new_tokens, timeout_s=timeout,
+                                          avoid_words=words_to_avoid(facts))
     except Exception as exc:  # noqa: BLE001 - ModelUnavailable, a broken checkpoint, out of memory...
         raise CopyGenerationError(f"The generator is unavailable: {exc}") from exc
     if generation.stopped_by_timeout:
@@ -416,6 +417,12 @@ CLAIM_PATTERNS: list[tuple[str, str]] = [
     (r"\blimited time\b|\bwhile (?:stocks|supplies) last\b", "offer"),
 ]
 _CLAIMS = [(re.compile(pattern), reason) for pattern, reason in CLAIM_PATTERNS]
+# Claim words the generator may not write unless the facts use them (constrained decoding, so the draft
+# is not thrown away afterwards): the small default model calls two products in three "unparalleled".
+AVOIDED_CLAIM_WORDS = (
+    "unparalleled", "unbeatable", "unmatched", "unrivaled", "unrivalled", "unsurpassed", "best", "bestselling",
+    "best-selling", "cheapest", "fastest", "guaranteed", "waterproof", "award-winning", "top-rated", "lifetime",
+)
 
 # Well-known brands beside the catalogue's own (a draft naming one that is not the product's is flagged).
 COMMON_BRANDS = {
@@ -426,7 +433,17 @@ COMMON_BRANDS = {
     "Xiaomi", "OnePlus", "Motorola", "Nokia", "Intel", "AMD", "NVIDIA", "Qualcomm", "Dolby", "Alexa",
 }
 # Words a mid-sentence capital may legitimately have without being in the facts.
-_COMMON_CAPITALS = {"i", "tv", "tvs", "pc", "ok", "you", "your"}
+# Headline-style copy capitalises plain words ("The Ultimate Gaming Solution"): these are not names.
+_COMMON_CAPITALS = frozenset("""
+    i tv tvs pc ok you your the a an and or of for to in on at by with from off be is are it its this that
+    our we us my me all more get meet discover introducing experience enjoy upgrade shop buy now today
+    tonight tonight's new here why how what your perfect premium ultimate unique innovative comprehensive
+    powerful smart essential everyday home office gaming family style quality performance design value power
+    product products review reviews solution solutions guide buying price deal deals sale gift gifts
+    sound picture camera cameras phone phones computer computers laptop laptops tablet tablets speaker
+    speakers headphones audio video music entertainment technology tech device devices accessory
+    accessories bundle kit pack set
+""".split())
 _BRAND_CACHE: dict[str, object] = {"at": 0.0, "brands": frozenset()}
 BRAND_CACHE_SECONDS = 300
 
@@ -456,6 +473,13 @@ def normalise(text: str) -> str:
             .replace("–", "-").replace("—", "-").replace("‐", "-").replace("‑", "-"))
     text = re.sub(r"[™®©]", "", text)
     return re.sub(r"\s+", " ", text).strip()
+
+
+def words_to_avoid(facts: CopyFacts) -> list[str]:
+    """The claim words the facts do not use: the generator is kept from writing them."""
+    claim_text = _Allowed.of(facts).claim_text
+    return [word for word in AVOIDED_CLAIM_WORDS
+            if not re.search(rf"(?<!\w){re.escape(_claim_form(word))}(?!\w)", claim_text)]
 
 
 def _claim_form(text: str) -> str:
@@ -604,14 +628,17 @@ def fact_check(text: str, facts: CopyFacts, *, brands: Iterable[str] | None = No
             break
 
     starts = _sentence_starts(draft)
+    # A capital word is not a name when the facts, plain English or a flag already raised account for it
+    # ("Best" is flagged once, as a claim).
+    known = allowed.words | _COMMON_CAPITALS | named_brands | {
+        word for flag in flags if flag.kind == "claim" for word in re.findall(r"[\w']+", flag.text)}
     # On the text without its numbers and prices, so the "GB" of "16 GB" is not read as a name.
     for match in re.finditer(r"(?<![\w'-])[A-Z][\w'-]*", rest):
         word = match.group(0).rstrip("'-")
         base = word[:-2] if word.endswith("'s") else word
         lowered = base.lower()
-        if (match.start() in starts or lowered in allowed.words or lowered in _COMMON_CAPITALS
-                or lowered in named_brands or any(ch.isdigit() for ch in base)
-                or all(part in allowed.words for part in lowered.split("-"))):
+        if (match.start() in starts or any(ch.isdigit() for ch in base)
+                or all(part in known for part in lowered.split("-"))):
             continue
         flags.append(Flag(word, "name not in the facts", "name"))
 

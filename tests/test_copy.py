@@ -115,6 +115,18 @@ def test_invented_model_numbers_and_names_are_flagged():
     assert ("Nexarion", "name") in {(f["text"], f["kind"]) for f in check("Powered by the Nexarion chip.")}
 
 
+def test_headline_capitals_are_not_names_and_a_claim_is_flagged_once():
+    assert check("The Ultimate Gaming Solution: Samsung Neo QLED TV, Tonight's Deal.") == []
+    flags = check("Meet the Best Samsung TV.")
+    assert [(f["text"].lower(), f["kind"]) for f in flags] == [("best", "claim")]
+
+
+def test_the_generator_is_kept_from_claims_the_facts_do_not_make():
+    avoided = copywriting.words_to_avoid(TV)
+    assert {"unparalleled", "best", "waterproof", "guaranteed"} <= set(avoided)
+    assert "guaranteed" not in copywriting.words_to_avoid(BATTERIES)  # "Guaranteed For 12 Years In Storage"
+
+
 def test_praising_an_aspect_shoppers_complain_about_is_flagged():
     flags = check("The remote is a joy to use.")
     assert flags and flags[0]["kind"] == "aspect" and "complain" in flags[0]["reason"]
