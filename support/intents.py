@@ -14,7 +14,10 @@ exists offline. It is split once, deterministically: the held-out part is only e
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import logging
+import os
 import random
 import re
 import threading
@@ -175,12 +178,15 @@ class EmbeddingIntents:
 
     K = 3
 
-    def __init__(self, texts: list[str], labels: list[str], *, vectors: np.ndarray | None = None) -> None:
+    def __init__(self, texts: list[str], labels: list[str], *, vectors: np.ndarray | None = None,
+                 noise_vectors: np.ndarray | None = None) -> None:
         import ml
 
         self.labels = sorted(set(labels))
         self._label_ids = np.array([self.labels.index(label) for label in labels])
         self.vectors = vectors if vectors is not None else ml.embed(texts)
+        self.noise_vectors = noise_vectors if noise_vectors is not None else ml.embed(
+            _gibberish(max(50, len(self.vectors) // 4)))
         self.weights, self.familiarity_weights = self._calibrate()
 
     def _class_scores(self, sims: np.ndarray) -> np.ndarray:
@@ -199,14 +205,11 @@ class EmbeddingIntents:
         return np.stack([ordered[:, 0], ordered[:, 0] - ordered[:, 1]], axis=1)
 
     def _calibrate(self) -> tuple[np.ndarray, np.ndarray]:
-        import ml
-
         sims = self.vectors @ self.vectors.T
         np.fill_diagonal(sims, -1.0)  # leave one out: an example must not vote for itself
         scores = self._class_scores(sims)
         right = (scores.argmax(axis=1) == self._label_ids).astype(np.float64)
-        noise = ml.embed(_gibberish(max(50, len(self.vectors) // 4)))
-        noise_scores = self._class_scores(noise @ self.vectors.T)
+        noise_scores = self._class_scores(self.noise_vectors @ self.vectors.T)
         features = np.vstack([self._features(scores), self._features(noise_scores)]).astype(np.float64)
         targets = np.r_[right, np.zeros(len(noise_scores))]
         in_domain = np.r_[np.ones(len(scores)), np.zeros(len(noise_scores))]
@@ -232,15 +235,46 @@ _fallback: EmbeddingIntents | None = None
 _fallback_lock = threading.Lock()
 
 
+def fallback_cache_path(texts: list[str], labels: list[str]) -> Path:
+    """Where the embeddings of these examples by the serving embedder are kept between processes: the
+    name changes with the examples, their labels and the embedder checkpoint, so a stale file is never read."""
+    from ml.registry import registry
+
+    embedder = registry.get("embedder")
+    key = hashlib.sha256(json.dumps([str(embedder.path), embedder.source, texts, labels]).encode()).hexdigest()
+    return Path(settings.AISLE_MODEL_DIR) / "cache" / f"intent-fallback-{key[:20]}.npz"
+
+
+def build_fallback_classifier(texts: list[str], labels: list[str]) -> EmbeddingIntents:
+    """The embedding classifier, from cached embeddings when this process or an earlier one made them
+    (embedding the ~1,200 examples and letter strings takes seconds on a CPU, minutes on a busy one)."""
+    path = fallback_cache_path(texts, labels)
+    try:
+        with np.load(path) as cached:
+            return EmbeddingIntents(texts, labels, vectors=cached["vectors"], noise_vectors=cached["noise"])
+    except (OSError, KeyError, ValueError) as exc:
+        if path.exists():
+            log.warning("Ignoring the unreadable intent embedding cache %s: %s", path, exc)
+    classifier = EmbeddingIntents(texts, labels)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
+        np.savez(partial, vectors=classifier.vectors, noise=classifier.noise_vectors)
+        os.replace(partial, path)  # atomic: another process reads the whole file or none
+    except OSError as exc:  # a read-only model folder: serve without the cache
+        log.warning("Could not cache the intent embeddings at %s: %s", path, exc)
+    return classifier
+
+
 def fallback_classifier() -> EmbeddingIntents:
-    """The embedding classifier over the train split, built once per process (~3 s on 2 CPU cores)."""
+    """The embedding classifier over the train split, built once per process."""
     global _fallback
     if _fallback is None:
         with _fallback_lock:
             if _fallback is None:
                 (texts, labels), _ = split_labelled_set()
                 started = time.perf_counter()
-                _fallback = EmbeddingIntents(texts, labels)
+                _fallback = build_fallback_classifier(texts, labels)
                 log.info("Built the embedding intent classifier from %d examples in %.1f s", len(texts),
                          time.perf_counter() - started)
     return _fallback

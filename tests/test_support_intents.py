@@ -3,6 +3,7 @@
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 
@@ -193,6 +194,28 @@ def tiny_models(settings, tmp_path, tiny_base):
     yield tiny_base
     intents.reset_fallback()
     registry.unload()
+
+
+@pytest.mark.django_db
+def test_the_fallback_embeddings_are_cached_on_disk_and_a_broken_cache_is_rebuilt(tiny_models):
+    (texts, labels), _ = intents.split_labelled_set()
+    path = intents.fallback_cache_path(texts, labels)
+    assert not path.exists()
+    built = intents.build_fallback_classifier(texts, labels)
+    assert path.exists()
+    # The next process reads the file instead of embedding again: whatever the file holds is what it serves.
+    marked = built.vectors.copy()
+    marked[0] = -marked[0]
+    np.savez(path, vectors=marked, noise=built.noise_vectors)
+    from_cache = intents.build_fallback_classifier(texts, labels)
+    assert np.array_equal(from_cache.vectors, marked) and np.array_equal(from_cache.noise_vectors, built.noise_vectors)
+    # Other examples (say, new labelled rows) are another file; a damaged file is ignored and written again.
+    assert intents.fallback_cache_path(texts[:-1], labels[:-1]) != path
+    path.write_bytes(b"not an npz file")
+    rebuilt = intents.build_fallback_classifier(texts, labels)
+    assert np.allclose(rebuilt.vectors, built.vectors, atol=1e-6)
+    with np.load(path) as cached:
+        assert np.allclose(cached["vectors"], built.vectors, atol=1e-6)
 
 
 @pytest.mark.django_db
