@@ -316,10 +316,42 @@ def _familiarity(text: str) -> float:
         return 1.0
 
 
+_known_words_by_embedder: dict[str, frozenset[str]] = {}
+
+
+def known_words() -> frozenset[str]:
+    """Words a shopper's message may be made of: every word of the labelled set, and the whole words of
+    the embedder's vocabulary (30k for MiniLM; it lacks some shop words, such as "refund", which the
+    labelled set has)."""
+    from ml.registry import registry
+
+    try:
+        embedder = registry.get("embedder")
+        key, vocabulary = str(embedder.path), embedder.model.tokenizer.get_vocab()
+    except Exception:  # noqa: BLE001 - no embedder: the labelled set's words alone
+        key, vocabulary = "", {}
+    if key not in _known_words_by_embedder:
+        words = {word for text in labelled_set()[0] for word in re.findall(r"[a-z]+", text.lower())}
+        words |= {token for token in vocabulary if token.isascii() and token.isalpha() and len(token) > 1}
+        _known_words_by_embedder[key] = frozenset(words | {"a", "i", "u"})
+    return _known_words_by_embedder[key]
+
+
+def has_words(text: str) -> bool:
+    """Whether the message holds anything to read: a known word, a number or code ("ASK4LJATXT"), or
+    letters of another script. "hhhhh", "asdf qwer zxcv" and "???" do not; a fine-tuned classifier
+    would still give them one of its intents, sometimes confidently."""
+    known = known_words()
+    for token in re.findall(r"[^\W_]+", text.lower()):
+        if token in known or any(ch.isdigit() for ch in token) or not token.isascii():
+            return True
+    return False
+
+
 def classify_intent(text: str) -> IntentResult:
     """The intent of one shopper message and how sure we are (0-1)."""
     text = (text or "").strip()[:1000]
-    if not text:
+    if not text or not has_words(text):
         return IntentResult("out_of_scope", 0.0, SOURCE_FALLBACK)
     result = _model_intent(text)
     if result is not None:

@@ -219,6 +219,17 @@ def test_the_fallback_embeddings_are_cached_on_disk_and_a_broken_cache_is_rebuil
 
 
 @pytest.mark.django_db
+def test_a_message_without_words_is_not_understood_whatever_the_model_would_say(tiny_models):
+    for text in ["hhhhh", "ggggg ttttt", "asdf qwer zxcv", "jkl; jkl; jkl;", "???", "......", "kjhkjh"]:
+        assert not intents.has_words(text), text
+        assert intents.classify_intent(text) == IntentResult("out_of_scope", 0.0, intents.SOURCE_FALLBACK)
+    # Shop words the embedder's vocabulary lacks come from the labelled set; codes and other scripts count.
+    for text in ["refund", "ASK4LJATXT", "where is my order", "ok", "¿dónde está mi pedido?", "thanks!!"]:
+        assert intents.has_words(text), text
+        assert intents.classify_intent(text).intent in INTENTS
+
+
+@pytest.mark.django_db
 def test_finetuned_version_is_registered_promoted_and_then_answers(tiny_models, django_capture_on_commit_callbacks):
     assert intents.classify_intent("where is my order").source == intents.SOURCE_FALLBACK
     with django_capture_on_commit_callbacks(execute=True):
