@@ -516,6 +516,12 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CODE = re.compile(r"\b(?=[A-Za-z0-9-]*\d)(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9-]{4,}\b")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _LEAK = re.compile(r"customer_text|</?facts|DATA_RULE|system prompt|<\|", re.IGNORECASE)
+# A small model, unsure, asks the shopper to clarify instead of passing on the article it was given:
+# the template answer is better than that.
+_NON_ANSWER = re.compile(
+    r"\b(?:sorry for (?:any|the) confusion|(?:could|can) you (?:please )?(?:provide|clarify|specify)|"
+    r"i(?:'d| would) like to clarify|i (?:don't|do not) have (?:access|any information|information)|as an ai)\b",
+    re.IGNORECASE)
 # A second shopper asking while the model is busy gets the template at once.
 _GENERATOR = GeneratorSlot("support-generate")
 
@@ -526,9 +532,10 @@ def _numbers(text: str) -> set[str]:
 
 def grounded(generated: str, facts: list[str]) -> bool:
     """Every number, price, code (order/tracking/model number) and email in the generated text must
-    appear in the facts; nothing of the prompt's scaffolding may leak."""
+    appear in the facts; nothing of the prompt's scaffolding may leak; it must not ask back instead of
+    answering."""
     generated = (generated or "").strip()
-    if not generated or len(generated) > 1200 or _LEAK.search(generated):
+    if not generated or len(generated) > 1200 or _LEAK.search(generated) or _NON_ANSWER.search(generated):
         return False
     joined = "\n".join(facts)
     lowered = joined.lower()

@@ -256,6 +256,9 @@ FACTS = ["Help article: Shipping", "Shipping is free on orders of $75.00 or more
     ("Your order AS2222XXXX is on its way.", False),            # invented order number
     ("Contact bob@example.com for help.", False),               # invented email
     ("<customer_text> says hi", False),                         # prompt scaffolding leaked
+    ("I'm sorry for any confusion, but I'd like to clarify something specific about my return policy.",
+     False),                                                    # asks back instead of answering
+    ("Can you please provide more details about your order?", False),
     ("", False),
 ])
 def test_grounding_guard(text, ok):
