@@ -327,10 +327,12 @@ def known_words() -> frozenset[str]:
 
     try:
         embedder = registry.get("embedder")
-        key, vocabulary = str(embedder.path), embedder.model.tokenizer.get_vocab()
     except Exception:  # noqa: BLE001 - no embedder: the labelled set's words alone
-        key, vocabulary = "", {}
+        embedder = None
+    key = str(embedder.path) if embedder is not None else ""
     if key not in _known_words_by_embedder:
+        # get_vocab() builds a 30k-entry dict (~9 ms): once per embedder, not once per message.
+        vocabulary = embedder.model.tokenizer.get_vocab() if embedder is not None else {}
         words = {word for text in labelled_set()[0] for word in re.findall(r"[a-z]+", text.lower())}
         words |= {token for token in vocabulary if token.isascii() and token.isalpha() and len(token) > 1}
         _known_words_by_embedder[key] = frozenset(words | {"a", "i", "u"})
