@@ -66,7 +66,7 @@ def pick_products(count: int) -> list:
 def run(label: str, products: list, facts: dict, args, *, engine: str) -> dict:
     from shop import copywriting
 
-    drafts, failures, flag_kinds, tokens, examples, written_all = [], [], collections.Counter(), 0, [], []
+    drafts, failures, flag_kinds, tokens, written_all = [], [], collections.Counter(), 0, []
     started = time.perf_counter()
     for product in tqdm(products, desc=label, unit="draft"):
         try:
@@ -80,15 +80,13 @@ def run(label: str, products: list, facts: dict, args, *, engine: str) -> dict:
         flag_kinds.update(flag["kind"] for flag in flags)
         drafts.append(not flags)
         written_all.append({"product": product.title[:80], "draft": written.text, "flags": flags})
-        if len(examples) < 3:
-            examples.append(written_all[-1])
     seconds = time.perf_counter() - started
     return {
         "label": label, "products": len(products), "drafts": len(drafts), "failed": len(failures),
         "seconds": round(seconds, 1), "drafts_per_minute": round(len(drafts) / seconds * 60, 2) if seconds else None,
         "tokens_per_second": round(tokens / seconds, 1) if tokens and seconds else None,
         "pass_share": round(sum(drafts) / len(drafts), 3) if drafts else None,
-        "flag_kinds": dict(flag_kinds.most_common()), "failures": failures[:5], "examples": examples,
+        "flag_kinds": dict(flag_kinds.most_common()), "failures": failures[:5], "examples": written_all[:3],
         "all_drafts": written_all,
     }
 
