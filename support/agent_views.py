@@ -124,12 +124,17 @@ def _done(request: HttpRequest, chat: Conversation, note: str = "", *, error: st
     return redirect("support_agent:conversation", pk=chat.pk)
 
 
-@require_POST
-def assign(request: HttpRequest, pk: int) -> HttpResponse:
+def _act(request: HttpRequest, pk: int, action, note: str) -> HttpResponse:
+    """Run one of the agent actions that take (conversation, agent) and report it on the conversation page."""
     _check(request)
     chat = _conversation(pk)
-    agents.assign(chat, request.user)
-    return _done(request, chat, "You now have this conversation.")
+    action(chat, request.user)
+    return _done(request, chat, note)
+
+
+@require_POST
+def assign(request: HttpRequest, pk: int) -> HttpResponse:
+    return _act(request, pk, agents.assign, "You now have this conversation.")
 
 
 @require_POST
@@ -145,18 +150,12 @@ def reply(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 def hand_back(request: HttpRequest, pk: int) -> HttpResponse:
-    _check(request)
-    chat = _conversation(pk)
-    agents.hand_back(chat, request.user)
-    return _done(request, chat, "The assistant has the conversation again.")
+    return _act(request, pk, agents.hand_back, "The assistant has the conversation again.")
 
 
 @require_POST
 def resolve(request: HttpRequest, pk: int) -> HttpResponse:
-    _check(request)
-    chat = _conversation(pk)
-    agents.resolve(chat, request.user)
-    return _done(request, chat, "Conversation resolved; the shopper is asked to rate it.")
+    return _act(request, pk, agents.resolve, "Conversation resolved; the shopper is asked to rate it.")
 
 
 @require_POST
