@@ -9,10 +9,12 @@ from .models import ModelVersion
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "task", "score", "active_score_on_same_set", "is_active", "created_at", "promoted_at"]
-    list_filter = ["task", "is_active"]
+    list_display = ["__str__", "task", "status", "score", "active_score_on_same_set", "is_active", "created_at",
+                    "promoted_at"]
+    list_filter = ["task", "status", "is_active"]
     readonly_fields = ["task", "path", "base_model", "data_summary", "primary_metric", "eval_set", "score",
-                       "active_score_on_same_set", "is_active", "promoted_at", "created_at", "metrics_table"]
+                       "active_score_on_same_set", "is_active", "promoted_at", "created_at", "metrics_table",
+                       "status", "job_id", "heartbeat_at", "finished_at"]
     exclude = ["metrics"]
     actions = ["promote_selected", "roll_back"]
 
@@ -24,7 +26,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
     @admin.action(description="Promote the selected version (one per task)")
     def promote_selected(self, request, queryset):
         newest_per_task = {}
-        for version in queryset.order_by("task", "-created_at"):
+        # Only finished checkpoints: a training, failed or interrupted row has nothing to serve.
+        for version in queryset.filter(status=ModelVersion.Status.READY).order_by("task", "-created_at"):
             newest_per_task.setdefault(version.task, version)
         for version in newest_per_task.values():
             versions.promote(version, note=f"Promoted by {request.user.get_username()} in the admin.")

@@ -53,6 +53,7 @@ class LoadedModel:
     device: torch.device
     model: Any
     tokenizer: Any = None
+    int8: Any = None  # an ml.onnx_int8.Int8Model serving in place of `model` (CPU, checked export)
     load_seconds: float = 0.0
     loaded_at: float = field(default_factory=time.time)
 
@@ -160,11 +161,12 @@ class ModelRegistry:
         device = choose_device(self.device_override)
         started = time.perf_counter()
         model, tokenizer = LOADERS[kind](candidate.path, device)
+        int8 = load_int8(candidate.path, kind, model, tokenizer) if device.type == "cpu" else None
         seconds = time.perf_counter() - started
-        log.info("Loaded %s model from %s (%s) on %s in %.1f s", task, candidate.path, candidate.source, device,
-                 seconds)
+        log.info("Loaded %s model from %s (%s) on %s%s in %.1f s", task, candidate.path, candidate.source, device,
+                 " (int8 ONNX)" if int8 is not None else "", seconds)
         return LoadedModel(task=task, kind=kind, path=candidate.path, source=candidate.source, device=device,
-                           model=model, tokenizer=tokenizer, load_seconds=seconds)
+                           model=model, tokenizer=tokenizer, int8=int8, load_seconds=seconds)
 
     def unload(self, task: str | None = None) -> None:
         if task is None:
@@ -181,12 +183,15 @@ class ModelRegistry:
 # --- loaders, one per kind ---------------------------------------------------------------
 
 
+# Encoders use PyTorch's fused scaled-dot-product attention (flash / memory-efficient kernels on a GPU).
+ATTENTION = "sdpa"
+
+
 def load_embedder(path: Path, device: torch.device):
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(path), device=str(device), local_files_only=True)
-    if device.type == "cuda":
-        model.half()
+    model = SentenceTransformer(str(path), device=str(device), local_files_only=True,
+                                model_kwargs={"attn_implementation": ATTENTION, "dtype": inference_dtype(device)})
     model.eval()
     return model, None
 
@@ -196,13 +201,30 @@ def load_classifier(path: Path, device: torch.device):
 
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True,
-                                                               dtype=inference_dtype(device))
+                                                               dtype=inference_dtype(device),
+                                                               attn_implementation=ATTENTION)
     return model.to(device).eval(), tokenizer
+
+
+def load_int8(path: Path, kind: str, model, tokenizer):
+    """The checkpoint's checked int8 ONNX export for CPU serving, if it has one (ml.onnx_int8)."""
+    from . import onnx_int8
+
+    if kind not in (EMBEDDER, CLASSIFIER):
+        return None
+    return onnx_int8.load_int8(path, kind, tokenizer if kind == CLASSIFIER else model.tokenizer)
 
 
 def load_generator(path: Path, device: torch.device):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from . import llama_engine
+
+    # On the CPU a GGUF checkpoint (the packaged default) runs as it ships on llama.cpp, several times
+    # faster than de-quantised in transformers (bench/ml.py --engines); the model then has no tokenizer here.
+    gguf = llama_engine.gguf_file(path)
+    if gguf is not None and device.type == "cpu" and llama_engine.wanted():
+        return llama_engine.LlamaGenerator(gguf), None
     path = converted_gguf_checkpoint(path) if _gguf_only(path) else path
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=inference_dtype(device))

@@ -9,8 +9,10 @@ from pathlib import Path
 @dataclass
 class TrainConfig:
     epochs: int = 3
-    batch_size: int = 16
-    learning_rate: float = 5e-5
+    # None: the device's default (ml.devices.train_defaults: 16 rows at 5e-5 on a CPU, 64 at 1e-4 on
+    # a GPU); a learning rate left None follows the batch size.
+    batch_size: int | None = None
+    learning_rate: float | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_length: int = 128
@@ -20,6 +22,12 @@ class TrainConfig:
     eval_every: int | None = None  # steps between validations; None = once per epoch
     max_steps: int | None = None
     seed: int = 42
+    # Batches of similar-length texts (shuffled in groups of 50 batches, then the batches shuffled):
+    # far less padding than random batches at the same randomness of the epoch.
+    group_by_length: bool = True
+    log_every: int = 50  # steps between reading the loss back from the device (each read waits on it)
+    loader_workers: int | None = None  # None: ml.devices.loader_workers
+    compile: bool = False  # torch.compile the model (also $AISLE_TORCH_COMPILE=1); pays off on long GPU runs
 
 
 @dataclass

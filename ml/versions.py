@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import csv
+import datetime as dt
 import hashlib
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,8 +49,28 @@ def _activated(task: str) -> None:
     registry.unload(task)
 
 
+def export_int8(version: ModelVersion, texts: Sequence[str] | None = None) -> dict | None:
+    """Store a checked int8 ONNX export with an encoder version (ml.onnx_int8), which CPU workers then
+    serve; an export that fails or disagrees with fp32 is recorded and the fp32 model keeps serving."""
+    kind = registry.kind(version.task)
+    if not settings.AISLE_INT8_EXPORT or kind not in (CLASSIFIER, EMBEDDER) or not version.path:
+        return None
+    from . import onnx_int8
+
+    try:
+        report = onnx_int8.export_int8(version.path, kind, texts)
+    except Exception as exc:  # noqa: BLE001 - promotion never waits on the int8 path
+        log.exception("int8 export of %s failed; its fp32 model serves", version)
+        report = {"passed": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
+    version.metrics = {**(version.metrics or {}), "int8": report}
+    ModelVersion.objects.filter(pk=version.pk).update(metrics=version.metrics)
+    return report
+
+
 @transaction.atomic
 def promote(version: ModelVersion, *, note: str = "") -> ModelVersion:
+    if "int8" not in (version.metrics or {}):  # exported once, at its first promotion
+        export_int8(version)
     ModelVersion.objects.select_for_update().filter(task=version.task, is_active=True).update(is_active=False)
     version.is_active = True
     version.promoted_at = timezone.now()
@@ -73,6 +96,97 @@ def rollback(task: str) -> ModelVersion | None:
         previous.save(update_fields=["is_active"])
     transaction.on_commit(lambda: _activated(task))
     return previous
+
+
+# --- Training jobs: a row from the start, a heartbeat while training, an end state always -------------------
+
+_current_job: contextvars.ContextVar[ModelVersion | None] = contextvars.ContextVar("training_job", default=None)
+HEARTBEAT_EVERY_S = 20.0
+
+
+class _Heartbeat(threading.Thread):
+    """Writes the training row's heartbeat_at while the job runs (the training loop itself knows no rows)."""
+
+    def __init__(self, pk: int) -> None:
+        super().__init__(name=f"training-heartbeat-{pk}", daemon=True)
+        self.pk, self.stop = pk, threading.Event()
+
+    def run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self.stop.wait(HEARTBEAT_EVERY_S):
+                ModelVersion.objects.filter(pk=self.pk, status=ModelVersion.Status.TRAINING).update(
+                    heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+
+_heartbeats: dict[int, _Heartbeat] = {}
+
+
+def start_training_job(task: str, job_id: str, *, summary: dict | None = None) -> ModelVersion | None:
+    """Record a fine-tune as it starts: a "training" row keyed by the job (the Celery task id), which the
+    version it produces fills in. None when this job already has a row: a redelivered message must not
+    train again unasked (a row left "training" by a dead worker is marked interrupted instead)."""
+    now = timezone.now()
+    row, created = ModelVersion.objects.get_or_create(job_id=job_id[:64], defaults={
+        "task": task, "path": "", "status": ModelVersion.Status.TRAINING, "heartbeat_at": now,
+        "data_summary": summary or {}, "notes": f"Training started {now:%Y-%m-%d %H:%M:%S} UTC."})
+    if not created:
+        if row.status == ModelVersion.Status.TRAINING:
+            _end(row, ModelVersion.Status.INTERRUPTED, "The job was delivered again after its worker was lost; "
+                                                      "not retrained (start a new fine-tune to train again).")
+        return None
+    _current_job.set(row)
+    beat = _heartbeats[row.pk] = _Heartbeat(row.pk)
+    beat.start()
+    return row
+
+
+def finish_training_job(row: ModelVersion | None, exc: BaseException | None = None) -> None:
+    """End the job's row: "failed" with the error if it raised, or if it ended without recording a version."""
+    if row is None:
+        return
+    beat = _heartbeats.pop(row.pk, None)
+    if beat is not None:
+        beat.stop.set()
+    _current_job.set(None)
+    if exc is not None:
+        _end(row, ModelVersion.Status.FAILED, f"Failed: {type(exc).__name__}: {exc}"[:2000])
+    else:
+        _end(row, ModelVersion.Status.FAILED, "The job ended without producing a version.")
+
+
+def _end(row: ModelVersion, status: str, note: str) -> None:
+    """Close a row that is still training (a row already finished as ready is left alone)."""
+    ModelVersion.objects.filter(pk=row.pk, status=ModelVersion.Status.TRAINING).update(
+        status=status, finished_at=timezone.now(), notes=f"{row.notes}\n{note}".strip())
+
+
+def _record_version(**fields) -> ModelVersion:
+    """The version a fine-tune produced: the running job's row, filled in, or a new row."""
+    row = _current_job.get()
+    if row is None:
+        return ModelVersion.objects.create(**fields)
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.status, row.finished_at = ModelVersion.Status.READY, timezone.now()
+    row.save()
+    _current_job.set(None)
+    return row
+
+
+def mark_stale_trainings(*, now=None) -> list[int]:
+    """Rows still "training" whose heartbeat stopped (the worker was killed): marked interrupted."""
+    now = now or timezone.now()
+    stale_s = float(getattr(settings, "AISLE_TRAINING_STALE_S", 300))
+    rows = list(ModelVersion.objects.filter(status=ModelVersion.Status.TRAINING,
+                                            heartbeat_at__lt=now - dt.timedelta(seconds=stale_s)))
+    for row in rows:
+        _end(row, ModelVersion.Status.INTERRUPTED,
+             f"Interrupted: no heartbeat since {row.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC (worker lost).")
+    return [row.pk for row in rows]
 
 
 def _fingerprint(texts: Sequence[str], labels: Sequence[str]) -> str:
@@ -106,25 +220,36 @@ def finetune_classifier(task: str, texts: Sequence[str], labels: Sequence[str], 
                                        output_dir=new_checkpoint_dir(task), config=config, progress=progress)
     summary = {"examples": len(texts), "labels": dict(Counter(str(label) for label in labels)),
                **(data_summary or {})}
-    version = ModelVersion.objects.create(
+    # The gate: the candidate and the active version are scored by the same function on the same
+    # held-out rows with the same settings (the candidate's training max_length), so neither is
+    # favoured by a longer context or another code path.
+    max_length = int(result.metrics.get("config", {}).get("max_length") or (config or TrainConfig()).max_length)
+    candidate = finetune.evaluate_classifier(result.path, result.test_texts, result.test_labels,
+                                             max_length=max_length)["macro_f1"] if result.test_texts else None
+    eval_set = _fingerprint(result.test_texts, result.test_labels)
+    gate = {"eval_set": eval_set, "rows": len(result.test_texts), "max_length": max_length, "metric": "macro_f1",
+            "candidate": candidate, "active": None, "active_version": None}
+    version = _record_version(
         task=task, path=str(result.path), base_model=result.metrics["base_model"], data_summary=summary,
-        metrics=result.metrics, primary_metric="macro_f1",
-        eval_set=_fingerprint(result.test_texts, result.test_labels), score=result.metrics["test"].get("macro_f1"),
+        metrics={**result.metrics, "gate": gate}, primary_metric="macro_f1", eval_set=eval_set, score=candidate,
     )
     active = active_version(task)
     if active is None:
         promote(version, note="First version of this task.")
         return version
     try:
-        active_score = finetune.evaluate_classifier(active.path, result.test_texts, result.test_labels)["macro_f1"]
+        active_score = finetune.evaluate_classifier(active.path, result.test_texts, result.test_labels,
+                                                    max_length=max_length)["macro_f1"]
     except Exception as exc:  # a broken active checkpoint should be replaced
         log.exception("Could not evaluate the active %s version %s", task, active.pk)
         active_score, version.notes = -1.0, f"Active version failed to load: {exc}"
+    gate.update(active=active_score, active_version=active.pk)
     version.active_score_on_same_set = active_score
-    version.save(update_fields=["active_score_on_same_set", "notes"])
+    version.metrics = {**version.metrics, "gate": gate}
+    version.save(update_fields=["active_score_on_same_set", "notes", "metrics"])
     if version.score is not None and version.score > active_score:
         promote(version, note=f"Beat v{active.pk}: {version.score:.4f} > {active_score:.4f} macro-F1 on the same "
-                              f"held-out set.")
+                              f"{len(result.test_texts)} held-out rows at max_length {max_length}.")
     return version
 
 
@@ -137,7 +262,7 @@ def finetune_embedder(pairs: Sequence[tuple[str, str]], *, config: TrainConfig |
     result = finetune.train_embedder(pairs, base_model=base, output_dir=new_checkpoint_dir(EMBEDDER), config=config,
                                      progress=progress)
     held_out = list(zip(result.test_texts, result.test_labels, strict=True))
-    version = ModelVersion.objects.create(
+    version = _record_version(
         task=EMBEDDER, path=str(result.path), base_model=str(base), data_summary={"pairs": len(pairs),
                                                                                  **(data_summary or {})},
         metrics=result.metrics, primary_metric="recall_at_1",

@@ -14,8 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("task", help=f"one of {sorted(TASK_KINDS)}")
         parser.add_argument("--data", required=True, help="path to the training data file")
         parser.add_argument("--epochs", type=int, default=3)
-        parser.add_argument("--batch-size", type=int, default=16)
-        parser.add_argument("--lr", type=float, default=5e-5)
+        parser.add_argument("--batch-size", type=int, default=None,
+                            help="default: per device (16 on a CPU, 64 on a GPU; ml.devices.train_defaults)")
+        parser.add_argument("--lr", type=float, default=None, help="default: scaled with the batch size")
         parser.add_argument("--max-steps", type=int, default=None)
         parser.add_argument("--max-length", type=int, default=128)
         parser.add_argument("--patience", type=int, default=2)
