@@ -1,11 +1,14 @@
 from django.core.cache import cache
 from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
 
-from . import services
+from . import pagecache, services
 
 
 def storefront(request: HttpRequest) -> dict:
-    """Navigation categories and the cart badge on every storefront page."""
+    """Navigation categories, the cart badge and the catalogue version (for fragment caching) on every
+    storefront page. Both the badge and the version are lazy, so a page that does not show them (or
+    fills the badge in later, see shop.pagecache) costs no query and no cache read for them."""
     if request.path.startswith(("/admin/", "/api/")):
         return {}
     nav = cache.get("shop:nav_categories")
@@ -15,6 +18,6 @@ def storefront(request: HttpRequest) -> dict:
             for c in services.top_categories()
         ]
         cache.set("shop:nav_categories", nav, 300)
-    cart = services.get_cart(request)
-    count = sum(line.quantity for line in cart.items.all()) if cart else 0
-    return {"nav_categories": nav, "cart_item_count": count}
+    return {"nav_categories": nav, "cart_item_count": SimpleLazyObject(lambda: pagecache.cart_item_count(request)),
+            # Read once per request, however many fragments the page caches.
+            "page_version": SimpleLazyObject(pagecache.current_version)}

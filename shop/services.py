@@ -17,7 +17,7 @@ from django.db.models import Avg, Count, DecimalField, ExpressionWrapper, F, Q, 
 from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
-from . import middleware, signals
+from . import middleware, outbox, signals
 from .models import Cart, CartItem, Category, Order, OrderItem, OrderStatusEvent, Product, ReturnRequest, Review
 from .payments import CardDetails, get_gateway
 from .validators import validate_address, validate_quantity
@@ -163,57 +163,9 @@ def get_products(ids: Iterable[int]) -> list[Product]:
     return [by_id[i] for i in ids if i in by_id]
 
 
-class SearchResults(list):
-    """What a search backend returns: the products (a list, best first) plus what the page shows
-    about the query. Plain data so shop need not know the backend (which may be another app's)."""
-
-    def __init__(self, products: Iterable[Product] = (), *, query: str = "", exact: bool = True,
-                 notice: str = "", corrected_query: str = "", chips: Iterable = (), rail_reason: str = "") -> None:
-        super().__init__(products)
-        self.query = query
-        self.exact = exact  # False: nothing matched, these are the closest products instead
-        self.notice = notice
-        self.corrected_query = corrected_query  # "Showing results for ..." when typos were read differently
-        self.chips = list(chips)  # removable filters: objects with .label and .remaining (the query without it)
-        self.rail_reason = rail_reason  # data-rec-reason of the result cards (ties clicks to the query)
-
-    @property
-    def result_count(self) -> int:
-        return len(self) if self.exact else 0
-
-
-def keyword_search_backend(query: str, *, limit: int = 48, **context) -> SearchResults:
-    """The shop's own search: every word must appear in the title, brand, category or bullets."""
-    return SearchResults(filter_products(ProductFilters(query=query))[:limit], query=query)
-
-
-def _search_backend():
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
-    return import_string(getattr(settings, "AISLE_SEARCH_BACKEND", "shop.services.keyword_search_backend"))
-
-
-def search_products(query: str, *, user=None, visitor_id: str = "", limit: int = 48,
-                    occurred_at: dt.datetime | None = None, simulated: bool = False) -> SearchResults:
-    """Search through the configured backend (`AISLE_SEARCH_BACKEND`, called as
-    `backend(query, limit=..., user=..., visitor_id=...)`); the keyword backend answers if it fails.
-    Sends `searched` once, with the count of exact matches (0 when only closest products are shown)."""
-    query = query.strip()[:200]
-    if not query:
-        return SearchResults(query=query)
-    try:
-        results = _search_backend()(query, limit=limit, user=user, visitor_id=visitor_id)
-        if not isinstance(results, SearchResults):
-            results = SearchResults(results, query=query)
-    except Exception:  # noqa: BLE001 - a broken backend must not take search down
-        log.exception("Search backend failed for %r; using keyword search", query)
-        results = keyword_search_backend(query, limit=limit)
-    signals.searched.send(
-        sender=Product, query=query, result_count=results.result_count, user=user,
-        visitor_id=visitor_id, occurred_at=occurred_at or timezone.now(), simulated=simulated,
-    )
-    return results
+def product_categories(ids: Iterable[int]) -> dict[int, int]:
+    """{product id: category id} of the active products among ids (one narrow query: for event ingestion)."""
+    return dict(active_products().filter(pk__in=list(ids)).values_list("pk", "category_id"))
 
 
 def record_product_view(product: Product, *, user=None, visitor_id: str = "", occurred_at=None,
@@ -396,17 +348,65 @@ def _new_order_number() -> str:
     return "AS" + "".join(secrets.choice("23456789ABCDEFGHJKLMNPQRSTUVWXYZ") for _ in range(8))
 
 
-def place_order(*, cart: Cart, email: str, address: dict, card: CardDetails, user=None, visitor_id: str = "",
-                occurred_at: dt.datetime | None = None, simulated: bool = False) -> Order:
-    """Turn a cart into a paid order, atomically.
+IDEMPOTENCY_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_:.")
 
-    Stock rows are locked (SELECT ... FOR UPDATE, in id order so two checkouts cannot
-    deadlock) before they are checked and decremented: of two concurrent checkouts for the
-    last unit exactly one succeeds. A declined payment rolls everything back.
+
+def new_idempotency_key() -> str:
+    """A key minted with each checkout form (hidden field), so a double-click submits one key twice."""
+    return secrets.token_urlsafe(24)
+
+
+def clean_idempotency_key(value) -> str:
+    """The key as given ("" when none), or a ValidationError: 8 to 64 URL-safe characters."""
+    value = (value or "").strip() if isinstance(value, str) else ""
+    if value and not (8 <= len(value) <= 64 and set(value) <= IDEMPOTENCY_KEY_CHARS):
+        raise ValidationError({"idempotency_key": "An idempotency key is 8 to 64 letters, digits, '-', '_', ':' "
+                                                  "or '.'."}, code="invalid_idempotency_key")
+    return value
+
+
+def order_for_idempotency_key(user, key: str) -> Order | None:
+    """The order a checkout with this key already placed for this shopper, if any."""
+    if not key or not user or not user.is_authenticated:
+        return None
+    return Order.objects.filter(user=user, idempotency_key=key).first()
+
+
+@dataclass(frozen=True)
+class CheckoutOutcome:
+    order: Order
+    created: bool  # False: a repeat of a checkout already placed with the same idempotency key
+
+
+def place_order(*, cart: Cart, email: str, address: dict, card: CardDetails, user=None, visitor_id: str = "",
+                occurred_at: dt.datetime | None = None, simulated: bool = False, idempotency_key: str = "") -> Order:
+    """Turn a cart into a paid order, atomically (see checkout for the idempotent form)."""
+    return checkout(cart=cart, email=email, address=address, card=card, user=user, visitor_id=visitor_id,
+                    occurred_at=occurred_at, simulated=simulated, idempotency_key=idempotency_key).order
+
+
+def checkout(*, cart: Cart, email: str, address: dict, card: CardDetails, user=None, visitor_id: str = "",
+             occurred_at: dt.datetime | None = None, simulated: bool = False,
+             idempotency_key: str = "") -> CheckoutOutcome:
+    """Turn a cart into a paid order, atomically and at most once per idempotency key.
+
+    The cart row is locked first (SELECT ... FOR UPDATE): a second checkout of the same cart (a
+    double-click, a retried API call) waits for the first, then finds the order placed under its
+    key (returned, not placed again) or, without a key, an empty cart. Stock rows are locked next
+    (in id order so two checkouts cannot deadlock) before they are checked and decremented: of two
+    concurrent checkouts for the last unit exactly one succeeds. The charge carries a key derived
+    from the idempotency key, so a retry after a crash between charge and commit is not charged
+    twice. A declined payment rolls everything back. The confirmation e-mail is queued through the
+    outbox in the same transaction, so a broker outage neither fails the order nor loses the e-mail.
     """
     address = validate_address(address)
+    idempotency_key = clean_idempotency_key(idempotency_key)
     occurred_at = occurred_at or timezone.now()
     with transaction.atomic():
+        Cart.objects.select_for_update().filter(pk=cart.pk).first()
+        earlier = order_for_idempotency_key(user, idempotency_key)
+        if earlier is not None:
+            return CheckoutOutcome(earlier, created=False)
         lines = list(cart.items.select_related("product").order_by("product_id"))
         if not lines:
             raise ValidationError({"cart": "Your cart is empty."}, code="empty_cart")
@@ -416,7 +416,7 @@ def place_order(*, cart: Cart, email: str, address: dict, card: CardDetails, use
             _check_purchasable(product, line.quantity)
             line.product = product
         totals = cart_totals(lines)
-        order = _create_order(user, email, address, totals, occurred_at, simulated)
+        order = _create_order(user, email, address, totals, occurred_at, simulated, idempotency_key)
         OrderItem.objects.bulk_create([
             OrderItem(order=order, product=line.product, title=line.product.title,
                       unit_price=line.product.price, quantity=line.quantity)
@@ -426,7 +426,8 @@ def place_order(*, cart: Cart, email: str, address: dict, card: CardDetails, use
             line.product.stock -= line.quantity
         Product.objects.bulk_update([line.product for line in lines], ["stock"])
         OrderStatusEvent.objects.create(order=order, status=Order.Status.PLACED, created_at=occurred_at)
-        payment = get_gateway().charge(card, totals.total, f"Aisle order {order.number}")
+        charge_key = f"order:{order.user_id}:{idempotency_key}" if idempotency_key else f"order:{order.number}"
+        payment = get_gateway().charge(card, totals.total, f"Aisle order {order.number}", idempotency_key=charge_key)
         order.payment_reference = payment.reference
         order.status = Order.Status.PAID
         order.save(update_fields=["payment_reference", "status"])
@@ -434,18 +435,20 @@ def place_order(*, cart: Cart, email: str, address: dict, card: CardDetails, use
             order=order, status=Order.Status.PAID, note=f"Card ending {card.last4}", created_at=occurred_at
         )
         cart.items.all().delete()
+        if not simulated:
+            outbox.enqueue("shop.tasks.send_order_confirmation", args=[order.pk])
         transaction.on_commit(lambda: _after_order_placed(order, user, visitor_id, occurred_at, simulated))
-    return order
+    return CheckoutOutcome(order, created=True)
 
 
-def _create_order(user, email, address, totals: CartTotals, occurred_at, simulated) -> Order:
+def _create_order(user, email, address, totals: CartTotals, occurred_at, simulated, idempotency_key: str = "") -> Order:
     for _attempt in range(5):
         try:
             with transaction.atomic():
                 return Order.objects.create(
                     number=_new_order_number(), user=user if user and user.is_authenticated else None,
                     email=email, subtotal=totals.subtotal, shipping=totals.shipping, total=totals.total,
-                    created_at=occurred_at, is_simulated=simulated, **address,
+                    created_at=occurred_at, is_simulated=simulated, idempotency_key=idempotency_key, **address,
                 )
         except IntegrityError:  # order number collision: draw again
             continue
@@ -455,10 +458,16 @@ def _create_order(user, email, address, totals: CartTotals, occurred_at, simulat
 def _after_order_placed(order: Order, user, visitor_id: str, occurred_at, simulated: bool) -> None:
     signals.order_placed.send(sender=Order, order=order, user=user, visitor_id=visitor_id,
                               occurred_at=occurred_at, simulated=simulated)
-    if not simulated:
-        from .tasks import send_order_confirmation
 
-        send_order_confirmation.delay(order.pk)
+
+def queue_task(task_name: str, args: list | None = None, kwargs: dict | None = None) -> bool:
+    """Publish a Celery task from a request path without waiting on the broker: bounded, and kept in
+    the shop's outbox (published later by the drain job) if the broker is down. For other apps' receivers."""
+    return outbox.publish_or_store(task_name, args, kwargs)
+
+
+def drain_outbox() -> dict:
+    return outbox.drain()
 
 
 ALLOWED_TRANSITIONS: dict[str, set[str]] = {
@@ -655,3 +664,48 @@ def create_shopper(*, username: str, email: str, password: str | None, first_nam
 def request_visitor_id(request) -> str:
     """The first-party visitor id (cookie `aisle_vid`) of a request, "" if it has none."""
     return middleware.visitor_id(request)
+
+
+# --- Published copy (for merchandising's drafts) ----------------------------------------------------------
+# The fields a merchandiser's accepted draft is published to; merchandising writes them only here.
+COPY_FIELDS = ("description", "marketing_line", "email_blurb")
+
+
+def products_for_copy(ids: Iterable[int]) -> QuerySet[Product]:
+    """Products (inactive ones too: copy is written before a product goes live) with their category."""
+    return Product.objects.filter(pk__in=list(ids)).select_related("category")
+
+
+def with_copy_words(queryset: QuerySet[Product]) -> QuerySet[Product]:
+    """Annotate copy_words: the words of the description (counted by its spaces, in the database)."""
+    from django.db.models import Case, IntegerField, When
+    from django.db.models.functions import Length, Replace, Trim
+
+    text = Trim("description")
+    return queryset.annotate(copy_words=Case(
+        When(description__regex=r"^\s*$", then=Value(0)),
+        default=Length(text) - Length(Replace(text, Value(" "), Value(""))) + 1,
+        output_field=IntegerField(),
+    ))
+
+
+def thin_copy_products(min_words: int) -> QuerySet[Product]:
+    """Active products with thin copy: no description, or fewer than min_words words; thinnest first."""
+    return (with_copy_words(Product.objects.filter(is_active=True)).filter(copy_words__lt=min_words)
+            .select_related("category").order_by("copy_words", "title", "pk"))
+
+
+def catalogue_brands() -> set[str]:
+    return set(Product.objects.exclude(brand="").values_list("brand", flat=True).distinct())
+
+
+def publish_copy(product_id: int, field_name: str, text: str) -> str:
+    """Set one copy field of a product (inside the caller's transaction, row locked); returns the text it
+    replaced, for the history."""
+    if field_name not in COPY_FIELDS:
+        raise ValidationError(f"{field_name!r} is not a copy field.")
+    product = Product.objects.select_for_update().get(pk=product_id)
+    previous = getattr(product, field_name)
+    setattr(product, field_name, text)
+    product.save(update_fields=[field_name, "updated_at"])
+    return previous

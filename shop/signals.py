@@ -20,5 +20,7 @@ checkout_started = Signal()
 order_placed = Signal()
 # review=Review
 review_posted = Signal()
-# query=str, result_count=int
-searched = Signal()
+# query=str (plus user, visitor_id, occurred_at, simulated): sent only by the demo simulator, whose shoppers
+# search like real ones at back-dated times; the search app answers it (its receiver returns the products
+# found and sends search's own `searched` signal). Shop imports no other app, so it asks by signal.
+search_requested = Signal()

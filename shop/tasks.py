@@ -4,7 +4,7 @@ from celery import shared_task
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
-from . import copywriting, services
+from . import services
 from .models import Order
 
 
@@ -27,7 +27,14 @@ def send_order_confirmation(order_id: int) -> None:
 
 
 @shared_task
-def generate_copy_draft(draft_id: int) -> str:
-    """Write one queued copy draft. Idempotent: a redelivered task finds the draft claimed or done and
-    leaves it (see copywriting.generate_draft); model failures mark the draft failed, they do not raise."""
-    return copywriting.generate_draft(draft_id)
+def drain_outbox() -> dict:
+    """Publish the tasks that request paths could not hand to the broker (scheduled every minute)."""
+    return services.drain_outbox()
+
+
+@shared_task(autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def send_password_reset(email: str, domain: str, use_https: bool) -> None:
+    """The reset link for the accounts with this address, if any (the page never says which)."""
+    from .forms import ShopPasswordResetForm
+
+    ShopPasswordResetForm.send_reset_mail(email, domain=domain, use_https=use_https)
