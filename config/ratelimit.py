@@ -1,48 +1,48 @@
-"""A small fixed-window rate limit for page forms (the API uses DRF throttles).
+"""Rate limits of page forms (the API uses DRF throttles, config/throttling.py), through django-ratelimit.
 
-Counts live in the cache, so with REDIS_URL they are shared by every web process.
+Each request is counted against its address (config.clientip, so X-Forwarded-For is believed only as
+far as AISLE_TRUSTED_PROXIES says) and, when signed in, also against its account; either one over
+AISLE_PAGE_RATE_LIMITS[scope] per minute gets a 429 page. Counts live in the cache, shared by every web
+process with REDIS_URL; when Redis is down the limits fail open (RATELIMIT_FAIL_OPEN, README "Reliability").
 """
 
 import functools
-import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from django_ratelimit.core import is_ratelimited
+
+TOO_MANY = "Too many requests. Please wait a minute and try again."
 
 
-def client_key(request: HttpRequest) -> str:
-    if request.user.is_authenticated:
-        return f"user:{request.user.pk}"
-    return f"ip:{request.META.get('REMOTE_ADDR', 'unknown')}"
+def _account(group: str, request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    return f"user:{user.pk}" if user is not None and user.is_authenticated else ""
 
 
-def is_rate_limited(request: HttpRequest, scope: str, per_minute: int) -> bool:
-    window = int(time.time() // 60)
-    key = f"ratelimit:{scope}:{client_key(request)}:{window}"
-    cache.add(key, 0, timeout=70)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=70)
-        count = 1
-    return count > per_minute
+def is_rate_limited(request: HttpRequest, scope: str, per_minute: int, methods: tuple[str, ...] = ("POST",)) -> bool:
+    """Count this request (by address, and by account when signed in) and say whether it is over the limit."""
+    rate = f"{per_minute}/m"
+    group = f"aisle.{scope}"
+    # Both counters advance on every request, so neither a new address nor a new account starts afresh.
+    by_address = is_ratelimited(request, group=group, key="ip", rate=rate, method=list(methods), increment=True)
+    by_account = bool(_account(group, request)) and is_ratelimited(
+        request, group=group + ".account", key=_account, rate=rate, method=list(methods), increment=True)
+    return by_address or by_account
 
 
 def ratelimit(scope: str, methods: tuple[str, ...] = ("POST",)) -> Callable:
-    """Reject more than AISLE_PAGE_RATE_LIMITS[scope] writes a minute with a 429 page."""
+    """Reject more than AISLE_PAGE_RATE_LIMITS[scope] requests (of `methods`) a minute with a 429 page."""
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             limit = settings.AISLE_PAGE_RATE_LIMITS[scope]
-            if request.method in methods and is_rate_limited(request, scope, limit):
-                return HttpResponse(
-                    "Too many requests. Please wait a minute and try again.",
-                    status=429,
-                    content_type="text/plain",
-                )
+            if request.method in methods and is_rate_limited(request, scope, limit, methods):
+                response = HttpResponse(TOO_MANY, status=429, content_type="text/plain")
+                response["Retry-After"] = "60"
+                return response
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -17,7 +17,8 @@ from rest_framework.permissions import SAFE_METHODS, AllowAny, IsAuthenticated, 
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
-from rest_framework.throttling import ScopedRateThrottle
+
+from config.throttling import AccountAndAddressThrottle
 
 from . import services
 from .middleware import visitor_id
@@ -45,7 +46,7 @@ NOT_FOUND = {404: OpenApiResponse(description="Not found.")}
 class WriteThrottleMixin:
     """ScopedRateThrottle (scope `throttle_scope`) on unsafe methods only: reads are free."""
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AccountAndAddressThrottle]
 
     def get_throttles(self) -> list:
         if self.request.method in SAFE_METHODS:
@@ -209,12 +210,19 @@ class CartItemViewSet(WriteThrottleMixin, viewsets.ViewSet):
 
 # --- Orders ------------------------------------------------------------------------------
 
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    description="8-64 URL-safe characters, new for each checkout. A retry with the same key returns the "
+                "order the first call placed (same status and body) instead of placing and charging a second.",
+)
+
 
 @extend_schema_view(
     list=extend_schema(summary="Your orders", responses=OrderListSerializer(many=True)),
     retrieve=extend_schema(summary="One of your orders", responses={200: OrderSerializer, **NOT_FOUND}),
     create=extend_schema(
         summary="Check out the current cart",
+        parameters=[IDEMPOTENCY_KEY],
         request=CheckoutSerializer,
         responses={201: OrderSerializer, **ERRORS},
     ),
@@ -249,17 +257,19 @@ class OrderViewSet(WriteThrottleMixin, mixins.ListModelMixin, mixins.RetrieveMod
         if cart is None:
             raise ValidationError({"cart": ["Your cart is empty."]})
         try:
-            order = services.place_order(
+            outcome = services.checkout(
                 cart=cart,
                 email=checkout.validated_data["email"],
                 address=checkout.validated_data["address"],
                 card=checkout.validated_data["card"],
                 visitor_id=_visitor_id(request),
                 user=request.user,
+                idempotency_key=request.headers.get("Idempotency-Key", ""),
             )
         except PaymentDeclined as exc:
             raise ValidationError({"payment": exc.messages}) from exc
-        order = services.get_order_for_user(request.user, order.number)
+        # A repeat of a key answers as the first call did: 201 with the same order.
+        order = services.get_order_for_user(request.user, outcome.order.number)
         prefetch_related_objects([order], "items__product")
         return Response(OrderSerializer(order, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)

@@ -3,9 +3,11 @@ shop.validators and shop.services so the pages and the API say the same thing.""
 
 from __future__ import annotations
 
+import re
+
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import PasswordResetForm, UserCreationForm
 from django.core.exceptions import ValidationError
 
 from . import services
@@ -195,3 +197,61 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
         fields = ("username", "email")
+
+
+# --- account: details, password reset ----------------------------------------------------------
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control_characters(value: str) -> None:
+    if _CONTROL_CHARS.search(value or ""):
+        raise ValidationError("Please use letters, spaces and punctuation only.", code="control_characters")
+
+
+class AccountDetailsForm(forms.ModelForm):
+    """A signed-in shopper's name and e-mail. The e-mail must be one no other account uses (compared
+    case-insensitively), since password-reset links are sent to it."""
+
+    email = forms.EmailField(label="E-mail", max_length=254,
+                             widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+    class Meta:
+        model = get_user_model()
+        fields = ("first_name", "last_name", "email")
+        widgets = {
+            "first_name": forms.TextInput(attrs={"autocomplete": "given-name"}),
+            "last_name": forms.TextInput(attrs={"autocomplete": "family-name"}),
+        }
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("first_name", "last_name"):
+            self.fields[name].validators.append(_no_control_characters)
+
+    def clean_email(self) -> str:
+        email = get_user_model().objects.normalize_email(self.cleaned_data["email"].strip())
+        taken = get_user_model().objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists()
+        if taken:
+            raise ValidationError("Another account already uses this e-mail address.", code="email_taken")
+        return email
+
+
+class ShopPasswordResetForm(PasswordResetForm):
+    """Django's reset form; the e-mail itself is sent by a Celery task (shop.tasks.send_password_reset)
+    given only the typed address, so the page does the same work, and answers in the same time, whether
+    or not an account has that address."""
+
+    email = forms.EmailField(label="E-mail", max_length=254,
+                             widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
+
+    SUBJECT_TEMPLATE = "registration/password_reset_subject.txt"
+    EMAIL_TEMPLATE = "registration/password_reset_email.txt"
+
+    @classmethod
+    def send_reset_mail(cls, email: str, *, domain: str, use_https: bool) -> None:
+        """Mail a reset link to each active account with this address (none: nothing is sent)."""
+        form = cls(data={"email": email})
+        if form.is_valid():
+            form.save(domain_override=domain, use_https=use_https, subject_template_name=cls.SUBJECT_TEMPLATE,
+                      email_template_name=cls.EMAIL_TEMPLATE, extra_email_context={"site_name": "Aisle"})

@@ -4,12 +4,13 @@ so the pages and the API answer with the same messages."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from . import services
@@ -18,6 +19,10 @@ from .payments import CardDetails
 from .validators import MAX_LINE_QUANTITY, validate_address, validate_card, validate_quantity
 
 LOW_STOCK_THRESHOLD = 5
+
+# ASCII digits only: str.isdigit() also says yes to "²" or "٣", which int() then refuses (a 500 before).
+WHOLE_NUMBER = re.compile(r"-?[0-9]{1,9}")
+MAX_ID = 2**63 - 1  # a bigint primary key
 
 QUANTITY_NOT_WHOLE = "Quantity must be a whole number."
 RATING_NOT_WHOLE = "Rating must be a whole number of stars from 1 to 5."
@@ -38,7 +43,7 @@ class WholeNumberField(serializers.Field):
     def to_internal_value(self, data) -> int:
         if isinstance(data, int) and not isinstance(data, bool):
             return data
-        if isinstance(data, str) and data.strip().lstrip("-").isdigit() and len(data.strip()) <= 10:
+        if isinstance(data, str) and WHOLE_NUMBER.fullmatch(data.strip()):
             return int(data.strip())
         raise serializers.ValidationError(self.invalid_message, code="invalid")
 
@@ -81,7 +86,8 @@ class CategoryRefSerializer(serializers.ModelSerializer):
 class CategoryTreeSerializer(serializers.ModelSerializer):
     """A category with its whole subtree (`children`, recursively) and its parent's slug."""
 
-    parent = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    parent = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True,
+                                          help_text="The parent's slug; null for a top-level category.")
     children = serializers.SerializerMethodField()
 
     class Meta:
@@ -214,6 +220,8 @@ class CartLineSerializer(serializers.Serializer):
     line_total = serializers.DecimalField(max_digits=12, decimal_places=2, read_only=True)
 
 
+# One object even on the viewset's `list` route (GET /api/cart/), which drf-spectacular would document as an array.
+@extend_schema_serializer(many=False)
 class CartSerializer(serializers.Serializer):
     """The shopper's cart: `id` is null while nothing was ever added."""
 
@@ -234,7 +242,7 @@ def _check_quantity(quantity: int) -> int:
 
 
 class CartItemCreateSerializer(serializers.Serializer):
-    product_id = serializers.IntegerField()
+    product_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     quantity = WholeNumberField(invalid_message=QUANTITY_NOT_WHOLE, required=False, default=1)
 
     def validate_quantity(self, quantity: int) -> int:
@@ -298,14 +306,21 @@ class CheckoutSerializer(serializers.Serializer):
     # Checked in validate() with the rest, so one answer names every bad field.
     email = serializers.CharField(required=False, allow_blank=True, max_length=254,
                                   help_text="E-mail address; defaults to the account's.")
-    full_name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    address_line1 = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    address_line2 = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    city = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    postal_code = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
-    country = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+    # The order's own column widths, so nothing longer than the database holds gets that far.
+    full_name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                      max_length=Order._meta.get_field("full_name").max_length)
+    address_line1 = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                          max_length=Order._meta.get_field("address_line1").max_length)
+    address_line2 = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                          max_length=Order._meta.get_field("address_line2").max_length)
+    city = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                 max_length=Order._meta.get_field("city").max_length)
+    postal_code = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                        max_length=Order._meta.get_field("postal_code").max_length)
+    country = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=2,
                                     help_text="ISO 3166 two-letter code of a country we ship to.")
-    phone = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    phone = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False,
+                                  max_length=Order._meta.get_field("phone").max_length)
     card_number = serializers.CharField(write_only=True, required=False, allow_blank=True)
     card_expiry = serializers.CharField(write_only=True, required=False, allow_blank=True, help_text="MM/YY")
     card_cvc = serializers.CharField(write_only=True, required=False, allow_blank=True)
@@ -364,5 +379,9 @@ class ReviewCreateSerializer(serializers.Serializer):
         error_messages={"does_not_exist": "There is no product “{value}”.", "invalid": "Give a product slug."},
     )
     rating = WholeNumberField(invalid_message=RATING_NOT_WHOLE, help_text="Whole stars, 1 to 5.")
-    title = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
-    text = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    title = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False,
+                                  max_length=Review._meta.get_field("title").max_length,
+                                  error_messages={"max_length": "The title can be at most {max_length} characters."})
+    text = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False,
+                                 max_length=Review._meta.get_field("text").max_length,
+                                 error_messages={"max_length": "Reviews can be at most {max_length} characters."})
