@@ -27,9 +27,12 @@ DEMO_ADDRESS = {
     "full_name": "Demo Shopper", "address_line1": "500 Pine Street", "address_line2": "Apt 4",
     "city": "Seattle", "postal_code": "98101", "country": "US", "phone": "",
 }
-# (days ago, sub-category names to buy one best-seller from, statuses to move through after paid)
+# (days ago, sub-category names to buy one best-seller from, statuses to move through after paid).
+# The earbuds (the AirPods in the demo catalogue) were delivered 9 days before the demo is loaded, well inside
+# the 30-day return window, so "I want to return my AirPods" in the demo chat starts a return; at 35 days the
+# window had closed and the demo's own example was refused.
 DEMO_ORDERS = [
-    (35, ["Headphones & Earbuds", "Batteries"], [Order.Status.SHIPPED, Order.Status.DELIVERED]),
+    (12, ["Headphones & Earbuds", "Batteries"], [Order.Status.SHIPPED, Order.Status.DELIVERED]),
     (4, ["Laptops & Notebook Computers"], [Order.Status.SHIPPED]),
     (0.05, ["Smart Home & Safety"], []),
 ]
