@@ -25,14 +25,17 @@ resolutions, never prices.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from difflib import SequenceMatcher
 from itertools import pairwise
+from pathlib import Path
 from typing import Literal
+
+from .typos import Corrector
 
 MAX_QUERY_CHARS = 200
 _RAW_CAP = 4 * MAX_QUERY_CHARS  # read at most this much before normalising (NFKC may expand)
@@ -43,185 +46,48 @@ _MASK = "\x00"  # consumed characters; never present in a normalised query
 
 Intent = Literal["browse", "search", "product"]
 
-# --- built-in vocabulary -------------------------------------------------------------------------------------------
+# --- built-in vocabulary (search/data/vocabulary.json) -----------------------------------------------------------
+
+_DATA = json.loads((Path(__file__).resolve().parent / "data" / "vocabulary.json").read_text(encoding="utf-8"))
 
 # Category name (as in shop/demo/catalogue.py GROUPS) -> (strong phrases, weak phrases). A weak phrase only decides
 # the category when nothing stronger is in the query ("512gb ssd laptop" is a laptop, "ssd" alone is storage).
 # Group (top-level) categories are always weak: a leaf named in the same query wins.
 CATEGORY_SYNONYMS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "Laptops & Notebook Computers": (
-        ("laptop", "notebook", "notebook computer", "laptop computer", "chromebook", "ultrabook"), ()),
-    "Desktop Computers & PCs": (
-        ("desktop", "desktop computer", "desktop pc", "all in one", "all in one computer", "tower pc"), ("pc",)),
-    "Mini PC Desktop Computer & PCs": (("mini pc", "mini computer", "mini desktop", "nuc"), ()),
-    "Monitors": (("monitor", "computer monitor", "pc monitor"), ("display", "screen")),
-    "iPad & Tablets": (("tablet", "android tablet", "fire tablet", "drawing tablet", "kindle"), ()),
-    "Hard Drives, SSD & Storage": (
-        ("hard drive", "hdd", "external drive", "external hard drive", "external ssd", "portable ssd",
-         "flash drive", "usb drive", "thumb drive", "memory card", "sd card", "microsd", "micro sd", "nas",
-         "network storage"), ("ssd", "storage", "drive")),
-    "Video Games & Consoles": (
-        ("console", "game console", "gaming console", "video game", "videogame", "steam deck"),
-        ("game", "controller")),
-    "Gaming Desktop Computer & PCs": (("gaming pc", "gaming desktop", "gaming computer", "gaming tower"), ()),
-    "Gaming Laptops & Notebook Computers": (("gaming laptop", "gaming notebook"), ()),
-    "TVs": (("tv", "television", "smart tv", "telly"), ()),
-    "Soundbars & Home Theater": (
-        ("soundbar", "sound bar", "home theater", "home theatre", "home cinema", "home theater system",
-         "subwoofer", "surround sound", "av receiver"), ("receiver",)),
-    "Projectors": (("projector", "projector screen"), ()),
-    "Streaming Devices": (
-        ("streaming device", "streaming stick", "streaming player", "streaming media player", "streamer",
-         "fire tv stick", "fire stick", "firestick"), ()),
-    "Headphones & Earbuds": (("headphone", "earbud", "ear bud", "earphone", "headset", "in ear monitor"), ("bud",)),
-    "Speakers & Voice Assistants": (
-        ("speaker", "smart speaker", "voice assistant", "smart display", "alexa", "echo dot", "party speaker",
-         "bookshelf speaker", "google home"), ("echo",)),
-    "Musical Instruments": (
-        ("instrument", "musical instrument", "piano", "digital piano", "guitar", "electric guitar", "ukulele",
-         "drum", "drum kit", "electronic drum", "karaoke", "karaoke machine", "synthesizer", "midi keyboard"),
-        ("keyboard",)),
-    "Home Security Systems & Cameras": (
-        ("security camera", "security cam", "security system", "home security", "surveillance camera",
-         "surveillance", "cctv", "nvr", "doorbell", "video doorbell", "doorbell camera", "outdoor camera",
-         "ip camera", "alarm system", "baby monitor"), ()),
-    "Smart Home & Safety": (
-        ("smart home device", "smart plug", "smart bulb", "smart light", "smart lock", "thermostat",
-         "smart thermostat", "smoke detector", "smoke alarm", "carbon monoxide detector", "light bulb",
-         "sprinkler controller", "leak sensor"), ("lock", "bulb", "sensor")),
-    "Routers, Wifi Extenders & Modems": (
-        ("router", "modem", "wifi router", "wireless router", "mesh wifi", "mesh router", "mesh system",
-         "wifi extender", "range extender", "wifi booster", "access point", "cable modem"),
-        ("extender", "mesh", "wifi")),
-    "Smart Watches": (("smart watch", "smartwatch", "watch", "fitness tracker", "activity tracker"), ()),
-    "Phones & Two-way Radios": (
-        ("phone", "smartphone", "cell phone", "mobile phone", "cordless phone", "home phone", "two way radio",
-         "walkie talkie"), ("radio", "mobile")),
-    "Cameras & Camcorders": (
-        ("camcorder", "digital camera", "dslr", "mirrorless", "mirrorless camera", "action camera", "action cam",
-         "drone", "instant camera", "360 camera"), ("camera", "cam")),
-    "Batteries": (
-        ("power bank", "portable charger", "power station", "portable power station", "aa battery",
-         "aaa battery", "rechargeable battery", "solar generator"), ("battery", "generator")),
-    # Groups.
-    "Computers": ((), ("computer",)),
-    "Gaming": ((), ("gamer",)),
-    "Audio": ((), ("sound",)),
-    "Smart Home": ((), ("home automation",)),
-    "Phones & Wearables": ((), ("wearable",)),
-    "Power & Accessories": ((), ("accessory", "power")),
-}
-
+    name: (tuple(entry["strong"]), tuple(entry["weak"])) for name, entry in _DATA["category_synonyms"].items()}
 # Product lines: phrase -> (brand, category name). Either side may be None; a side is used only when the vocabulary
 # has that brand / category.
 PRODUCT_LINES: dict[str, tuple[str | None, str | None]] = {
-    "ipad": ("Apple", "iPad & Tablets"), "ipad pro": ("Apple", "iPad & Tablets"),
-    "ipad air": ("Apple", "iPad & Tablets"), "ipad mini": ("Apple", "iPad & Tablets"),
-    "macbook": ("Apple", "Laptops & Notebook Computers"), "imac": ("Apple", "Desktop Computers & PCs"),
-    "mac mini": ("Apple", "Mini PC Desktop Computer & PCs"), "mac": ("Apple", None),
-    "iphone": ("Apple", "Phones & Two-way Radios"), "airpod": ("Apple", "Headphones & Earbuds"),
-    "homepod": ("Apple", "Speakers & Voice Assistants"), "apple watch": ("Apple", "Smart Watches"),
-    "apple tv": ("Apple", "Streaming Devices"),
-    "galaxy": ("Samsung", None), "galaxy tab": ("Samsung", "iPad & Tablets"),
-    "galaxy watch": ("Samsung", "Smart Watches"), "galaxy bud": ("Samsung", "Headphones & Earbuds"),
-    "galaxy phone": ("Samsung", "Phones & Two-way Radios"),
-    "pixel": ("Google", "Phones & Two-way Radios"), "pixel watch": ("Google", "Smart Watches"),
-    "chromecast": ("Google", "Streaming Devices"), "nest": ("Google", None),
-    "playstation": ("Sony", "Video Games & Consoles"), "ps5": ("Sony", "Video Games & Consoles"),
-    "ps4": ("Sony", "Video Games & Consoles"), "xbox": ("Microsoft", "Video Games & Consoles"),
-    "surface": ("Microsoft", None), "nintendo switch": ("Nintendo", "Video Games & Consoles"),
-    "thinkpad": ("Lenovo", "Laptops & Notebook Computers"), "ideapad": ("Lenovo", "Laptops & Notebook Computers"),
-    "legion": ("Lenovo", None), "xps": ("Dell", "Laptops & Notebook Computers"),
-    "inspiron": ("Dell", None), "alienware": ("Dell", None),
-    "zenbook": ("ASUS", "Laptops & Notebook Computers"), "vivobook": ("ASUS", "Laptops & Notebook Computers"),
-    "rog": ("ASUS", None), "powerbeats": ("Beats", "Headphones & Earbuds"),
-    "fitbit": ("Fitbit", "Smart Watches"), "garmin": ("Garmin", "Smart Watches"),
-    "gopro": ("GoPro", "Cameras & Camcorders"), "roku": ("Roku", "Streaming Devices"),
-}
-
+    phrase: (entry["brand"], entry["category"]) for phrase, entry in _DATA["product_lines"].items()}
 # (category, attribute, narrower category): "laptop for gaming" is a gaming laptop when the shop has that category.
-REFINEMENTS: tuple[tuple[str, str, str], ...] = (
-    ("Laptops & Notebook Computers", "gaming", "Gaming Laptops & Notebook Computers"),
-    ("Desktop Computers & PCs", "gaming", "Gaming Desktop Computer & PCs"),
-)
-
+REFINEMENTS: tuple[tuple[str, str, str], ...] = tuple(
+    (entry["category"], entry["attribute"], entry["becomes"]) for entry in _DATA["refinements"])
 # Other spellings of catalogue brands (used only when the canonical brand is in the vocabulary).
-BRAND_ALIASES: dict[str, str] = {
-    "bowers": "Bowers & Wilkins", "b&w": "Bowers & Wilkins", "feit": "Feit Electric", "hewlett packard": "HP",
-    "cyberpower": "CyberPowerPC", "simplisafe": "SimpliSafe", "simpli safe": "SimpliSafe", "ibuy power": "iBUYPOWER",
-}
-
+BRAND_ALIASES: dict[str, str] = dict(_DATA["brand_aliases"])
 # Brands that are also ordinary words: matched only in a brand-like position (see _brand_is_plausible).
-AMBIGUOUS_BRANDS = frozenset({
-    "ring", "brilliant", "handy", "defender", "blink", "meta", "ion", "backbone", "surface", "nest", "galaxy",
-    "legion", "pixel", "echo", "shark", "core", "edge", "arcade", "mac",
-})
-
-COLOURS: dict[str, str] = {
-    "black": "black", "white": "white", "silver": "silver", "blue": "blue", "red": "red", "pink": "pink",
-    "gold": "gold", "grey": "grey", "gray": "grey", "green": "green", "purple": "purple", "yellow": "yellow",
-    "orange": "orange", "beige": "beige", "brown": "brown", "graphite": "graphite", "midnight": "midnight",
-    "starlight": "starlight", "navy": "navy", "teal": "teal", "titanium": "titanium", "rose gold": "rose gold",
-    "space grey": "space grey", "space gray": "space grey", "charcoal": "charcoal",
-}
-
+AMBIGUOUS_BRANDS = frozenset(_DATA["ambiguous_brands"])
+COLOURS: dict[str, str] = {phrase: value for value, phrases in _DATA["colours"].items() for phrase in phrases}
 # phrase -> (facet, normalised value)
 FEATURES: dict[str, tuple[str, str]] = {
-    **{p: ("feature", "wireless") for p in ("wireless", "true wireless", "cordless wireless")},
-    "cordless": ("feature", "cordless"), "wired": ("feature", "wired"), "bluetooth": ("feature", "bluetooth"),
-    **{p: ("feature", "noise cancelling") for p in (
-        "noise cancelling", "noise canceling", "noise cancellation", "noise cancelation", "noise cancel",
-        "active noise cancelling", "active noise canceling", "active noise cancellation", "anc")},
-    **{p: ("resolution", "4k") for p in ("uhd", "ultra hd", "4k uhd")},
-    **{p: ("resolution", "1080p") for p in ("fhd", "full hd")},
-    **{p: ("resolution", "1440p") for p in ("qhd", "wqhd", "quad hd")},
-    "oled": ("feature", "oled"), "qled": ("feature", "qled"), "neo qled": ("feature", "qled"),
-    "mini led": ("feature", "mini led"), "miniled": ("feature", "mini led"), "hdr": ("feature", "hdr"),
-    "dolby vision": ("feature", "dolby vision"), "dolby atmos": ("feature", "dolby atmos"),
-    "atmos": ("feature", "dolby atmos"), "gaming": ("feature", "gaming"), "gamer": ("feature", "gaming"),
-    "waterproof": ("feature", "waterproof"), "water proof": ("feature", "waterproof"),
-    "water resistant": ("feature", "water resistant"), "portable": ("feature", "portable"),
-    "usb c": ("feature", "usb-c"), "usb type c": ("feature", "usb-c"), "type c": ("feature", "usb-c"),
-    "thunderbolt": ("feature", "thunderbolt"), "wifi": ("feature", "wifi"), "wi fi": ("feature", "wifi"),
-    "5g": ("feature", "5g"), "lte": ("feature", "lte"), "gps": ("feature", "gps"),
-    "touchscreen": ("feature", "touchscreen"), "touch screen": ("feature", "touchscreen"),
-    "2 in 1": ("feature", "2-in-1"), "convertible": ("feature", "2-in-1"), "curved": ("feature", "curved"),
-    "ultrawide": ("feature", "ultrawide"), "ultra wide": ("feature", "ultrawide"),
-    "over ear": ("feature", "over-ear"), "on ear": ("feature", "on-ear"), "in ear": ("feature", "in-ear"),
-    "open ear": ("feature", "open-ear"), "mechanical": ("feature", "mechanical"), "rgb": ("feature", "rgb"),
-    "rechargeable": ("feature", "rechargeable"), "solar": ("feature", "solar"),
-    "night vision": ("feature", "night vision"), "outdoor": ("feature", "outdoor"), "indoor": ("feature", "indoor"),
-    "wireless charging": ("feature", "wireless charging"), "fast charging": ("feature", "fast charging"),
-    "lightweight": ("feature", "lightweight"), "light weight": ("feature", "lightweight"), "hdmi": ("feature", "hdmi"),
-    **{p: ("budget", "budget") for p in (
-        "cheap", "cheapest", "budget", "affordable", "inexpensive", "low cost", "low price", "low priced",
-        "bargain", "entry level", "value for money")},
-}
-
-_FACET_LABELS = {
-    "colour": "Colour", "size": "Size", "storage": "Storage", "memory": "Memory", "resolution": "Resolution",
-    "refresh": "Refresh rate", "feature": "Feature",
-}
-
+    phrase: (facet, value) for facet, values in _DATA["features"].items() for value, phrases in values.items()
+    for phrase in phrases}
+_FACET_LABELS: dict[str, str] = dict(_DATA["facet_labels"])
 # Words dropped from the free-text terms (kept in `remainder`). Negations are kept on purpose.
-STOPWORDS = frozenset("""
-a an the for with and or of in on to at by from into onto my me i im i'm we our you your is are be it its that this
-these those some any want wanna need needs needed looking look find show search get buy please pls something
-anything one ones thing things good best great nice top really very like would should could can will which what
-also just so as than then but under over above below around about between within least most
-""".split())
+STOPWORDS = frozenset(_DATA["stopwords"])
 # Connector words trimmed from the ends of a chip's remaining query ("laptop for" -> "laptop").
-_EDGE_WORDS = frozenset("a an the for with and or in at of to from by on & under over".split())
+_EDGE_WORDS = frozenset(_DATA["edge_words"])
 # A category or brand right after these is what the thing is *for*, not what it is ("case for iphone").
-_QUALIFIERS = frozenset({"for", "with", "fits", "fit", "compatible"})
+_QUALIFIERS = frozenset(_DATA["qualifiers"])
 # Ordinary words that must never be "corrected" into vocabulary words.
-_NO_FUZZ = frozenset("""
-table cable apply bears beast cover cases stand light night right sound sports quiet office small large little
-music movie movies kids child children gift gifts mount mouse house phones plays place plans plant games
-stands tables cables covers sleep track tracks watching watcher power tower towers drives driver drivers
-speed speedy smarter smartly printer printers ink paper desk chair chairs lamp lamps fan fans pro plus max
-ultra lite mini micro nano home room office work travel school student students business family
-""".split())
+NEVER_CORRECTED = frozenset(_DATA["never_corrected"])
+# The query's head noun phrase ends at these words: what follows says what the thing is for or has ("laptop | with
+# long battery life", "headphones | for the office"), so a category named there does not say what is wanted.
+HEAD_BOUNDARIES = frozenset(_DATA["head_boundaries"])
+# Words after a head noun that do not replace it ("macbook pro", "tv deals", "iphone 15 pro max").
+NOT_HEAD_WORDS = frozenset(_DATA["not_head_words"])
+# "a pair of headphones": the thing counted is the head, not the count.
+QUANTITY_WORDS = frozenset(_DATA["quantity_words"])
+_VOWELS = frozenset("aeiouy")
 
 # --- small helpers -------------------------------------------------------------------------------------------------
 
@@ -245,26 +111,6 @@ _WORD = re.compile(r"[^\W_]+")
 
 def _key(phrase: str) -> tuple[str, ...]:
     return tuple(_stem(token) for token in _WORD.findall(phrase.lower()))
-
-
-def _edit_distance(a: str, b: str, limit: int) -> int:
-    """Optimal string alignment distance (a transposition counts 1), stopping early past `limit`."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    previous2: list[int] = []
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i] + [0] * len(b)
-        for j, cb in enumerate(b, 1):
-            cost = 0 if ca == cb else 1
-            value = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
-                value = min(value, previous2[j - 2] + 1)
-            current[j] = value
-        if min(current) > limit:
-            return limit + 1
-        previous2, previous = previous, current
-    return previous[-1]
 
 
 def _money(amount: Decimal) -> str:
@@ -334,7 +180,11 @@ class ParsedQuery:
     terms: list[str] = field(default_factory=list)  # free-text words for keyword/vector search (no stopwords)
     remainder: str = ""  # the free text as typed, minus the slots (stopwords kept)
     intent: Intent = "browse"
-    category: str | None = None
+    category: str | None = None  # a hard filter: the category is the head of the query ("batteries", "4k tv")
+    # Categories named as modifiers ("battery life", "watch movies", "tv stand", "case for iphone"): not filters;
+    # the search decides with the query's vector whether one is really meant (search/engine.py).
+    soft_categories: list[str] = field(default_factory=list)
+    soft_spans: dict[str, list[tuple[int, int]]] = field(default_factory=dict, repr=False)  # slug -> its words
     brand: str | None = None
     price_min: Decimal | None = None
     price_max: Decimal | None = None
@@ -392,12 +242,9 @@ class Vocabulary:
         self._max_len = max((len(key) for key in self._phrases), default=1)
         words = {word for key in self._phrases for word in key}
         self._known_words = frozenset(words)
-        fuzzy: dict[tuple[str, int], list[tuple[str, frozenset[str]]]] = {}  # (first letter, length) -> words
-        for word in sorted(words):
-            if len(word) >= 4 and word.isalpha() and word not in STOPWORDS and word not in AMBIGUOUS_BRANDS:
-                fuzzy.setdefault((word[0], len(word)), []).append((word, frozenset(word)))
-        self._fuzzy_index = fuzzy
-        self._fuzzy_cache: dict[str, str | None] = {}
+        # Ordinary-word brands are never a correction's target ("rings" is not a typo of the brand Ring).
+        self.corrector = Corrector(words, protected=STOPWORDS | NEVER_CORRECTED,
+                                   not_targets=STOPWORDS | AMBIGUOUS_BRANDS)
 
     @classmethod
     def from_catalogue(cls, categories: Iterable[tuple[str, str, str | None]], brands: Iterable[str]) -> Vocabulary:
@@ -507,45 +354,12 @@ class Vocabulary:
         return self.by_slug.get(slug) if slug else None
 
     def correct(self, word: str) -> str | None:
-        """The vocabulary word (stemmed) an unknown word is a likely typo of, or None.
-
-        Exact words are never corrected; no correction under 4 letters; 4 letters allow only a swap of two
-        letters or one missing letter, 5-7 letters one edit, 8+ two; the first letter must match; ties are
-        broken by difflib similarity and a remaining tie means no correction.
-        """
+        """The vocabulary word (stemmed) an unknown word is a likely typo of, or None (search/typos.py's rules;
+        exact words, stopwords and protected ordinary words are never corrected)."""
         stem = _stem(word)
-        cached = self._fuzzy_cache.get(stem, _UNSET)
-        if cached is not _UNSET:
-            return cached
-        result = self._correct(stem, word.lower())
-        if len(self._fuzzy_cache) > 4096:
-            self._fuzzy_cache.clear()
-        self._fuzzy_cache[stem] = result
-        return result
-
-    def _correct(self, stem: str, lower: str) -> str | None:
-        if (len(stem) < 4 or stem in self._known_words or not stem.isalpha() or lower in STOPWORDS
-                or lower in _NO_FUZZ or stem in _NO_FUZZ):
+        if stem in self._known_words:
             return None
-        limit = 1 if len(stem) < 8 else 2
-        best: list[tuple[int, float, str]] = []
-        letters = set(stem)
-        candidates = (word for size in range(len(stem) - limit, len(stem) + limit + 1)
-                      for word, word_letters in self._fuzzy_index.get((stem[0], size), ())
-                      if len(letters - word_letters) <= limit and len(word_letters - letters) <= limit)
-        for candidate in candidates:
-            distance = _edit_distance(stem, candidate, limit)
-            if distance > limit:
-                continue
-            if len(stem) == 4 and not (len(candidate) == 5 or sorted(candidate) == sorted(stem)):
-                continue  # 4 letters: a missing letter or a swap, never a substitution ("song" is not "sony")
-            best.append((distance, SequenceMatcher(None, stem, candidate).ratio(), candidate))
-        if not best:
-            return None
-        best.sort(key=lambda item: (item[0], -item[1]))
-        if len(best) > 1 and best[0][:2] == best[1][:2]:
-            return None
-        return best[0][2]
+        return self.corrector.correct(stem, also_protected=(word.lower(),))
 
 
 # --- prices --------------------------------------------------------------------------------------------------------
@@ -844,6 +658,41 @@ def _match_phrases(tokens: list[_Token], masked: str, vocabulary: Vocabulary) ->
     return matches
 
 
+def _head_token(tokens: list[_Token], matches: list[_Match]) -> int:
+    """Index of the query's head noun: the last naming word of the first noun phrase (from the first content word
+    to the first boundary word such as "for"/"with"/"on"), skipping brands, attributes and model words; -1 if none.
+
+    "quiet laptop with long battery life" -> laptop; "battery life" -> life; "something to watch movies on a big
+    screen" -> movies; "tv stand" -> stand; "sony headphones under $200" -> headphones (prices are masked)."""
+    kinds: dict[int, set[str]] = {}
+    for match in matches:
+        for position in range(match.first, match.last):
+            kinds.setdefault(position, set()).update(m.kind for m in match.meanings)
+    start = next((i for i, t in enumerate(tokens) if t.lower not in STOPWORDS and t.lower not in HEAD_BOUNDARIES),
+                 None)
+    if start is None:
+        return -1
+    head = -1
+    for position in range(start, len(tokens)):
+        token = tokens[position]
+        if token.lower == "of" and position > start and tokens[position - 1].lower in QUANTITY_WORDS:
+            continue  # "a pair of headphones": the phrase goes on
+        if token.lower in HEAD_BOUNDARIES:
+            break
+        meaning = kinds.get(position, set())
+        if "category" in meaning:
+            head = position
+        elif meaning and meaning <= {"brand", "attribute"}:
+            continue  # "headphones sony", "laptop black": the head stays
+        elif (token.lower in STOPWORDS or token.lower in NOT_HEAD_WORDS or token.lower in QUANTITY_WORDS
+              or not token.lower.isalpha()
+              or not _VOWELS & set(token.lower)):
+            continue  # "iphone 15 pro", "tv deals", "batteries 24 pack", "headphones xqzvw"
+        else:
+            head = position  # a plain word after a category word is the real head: "tv stand", "battery life"
+    return head
+
+
 def _brand_is_plausible(match: _Match, index: int, matches: list[_Match], tokens: list[_Token]) -> bool:
     """An ordinary-word brand ("ring", "blink") counts only before a product word ("ring doorbell"), alone, or
     capitalised mid-query; "brilliant sound" is not the brand Brilliant."""
@@ -908,11 +757,18 @@ def parse_query(text: str, vocabulary: Vocabulary) -> ParsedQuery:
     matches = _match_phrases(tokens, masked, vocabulary)
     consumed: set[int] = set()  # indexes into matches
 
-    # Category: strongest tier first; several categories in one tier share their parent, or the last (head) wins.
+    # Category: only a match at the head of the query is a filter; the others are soft (what the thing is for,
+    # has or goes with). Among head matches, the strongest tier first; several in one tier share their parent,
+    # or the last wins.
+    head = _head_token(tokens, matches)
     tiers: dict[int, list[tuple[int, str]]] = {}
     for index, match in enumerate(matches):
         for meaning in match.meanings:
-            if meaning.kind == "category":
+            if meaning.kind == "category" and not (match.first <= head < match.last):
+                if meaning.value not in result.soft_categories:
+                    result.soft_categories.append(meaning.value)
+                result.soft_spans.setdefault(meaning.value, []).append((match.start, match.end))
+            elif meaning.kind == "category":
                 tier = 2 if match.qualified else (1 if meaning.weak else 0)
                 tiers.setdefault(tier, []).append((index, meaning.value))
     category_matches: list[int] = []
@@ -929,6 +785,7 @@ def parse_query(text: str, vocabulary: Vocabulary) -> ParsedQuery:
         category_matches = [index for index, slug in candidates if slug == chosen or chosen not in slugs]
         result.category = chosen
         consumed.update(category_matches)
+    result.soft_categories = [slug for slug in result.soft_categories if slug != result.category]
 
     # Brand: explicit before implied by a product line, unqualified before "for ..."; the first one wins.
     brand_tiers: dict[int, list[tuple[int, str]]] = {}
@@ -1015,6 +872,25 @@ def parse_query(text: str, vocabulary: Vocabulary) -> ParsedQuery:
     else:
         result.intent = "browse"
     return result
+
+
+def soft_words(parsed: ParsedQuery, slug: str) -> set[str]:
+    """The lower-case words of the query that named a soft category."""
+    return {word.lower() for start, end in parsed.soft_spans.get(slug, ()) for word in _TERM.findall(
+        parsed.text[start:end])}
+
+
+def promote_category(parsed: ParsedQuery, slug: str, vocabulary: Vocabulary) -> None:
+    """Make a soft category the filter (the query's vector agrees that it is what is wanted): its words leave the
+    free text and a removable chip is added, as if the parser had read it as the head."""
+    spans = parsed.soft_spans.get(slug, [])
+    words = soft_words(parsed, slug)
+    parsed.category = slug
+    parsed.soft_categories = [other for other in parsed.soft_categories if other != slug]
+    parsed.terms = [term for term in parsed.terms if term not in words]
+    info = vocabulary.by_slug.get(slug)
+    if info is not None:
+        parsed.chips.insert(0, Chip("category", f"Category: {info.name}", slug, _cut(parsed.text, spans)))
 
 
 _CAPACITY = re.compile(r"[0-9.]+(?:gb|tb|mb)(?: ram)?")

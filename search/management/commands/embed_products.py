@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from recommend import embeddings
+from search import attributes, embeddings
 
 
 class Command(BaseCommand):
@@ -13,6 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
+        attributes.ensure_attributes()
         embeddings.mark_dirty(embeddings.products_needing_vectors())
         bar = tqdm(total=embeddings.dirty_count(), unit="product", desc="embedding products",
                    disable=options["no_progress"])

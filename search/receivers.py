@@ -1,6 +1,10 @@
-"""Thin receivers: a saved product is flagged for re-embedding, and the embedding task is queued
-on commit, debounced: while a queued task has not started, further saves add nothing (the task
-clears the flag as it starts, so a save after that queues a new one)."""
+"""Thin receivers.
+
+- A saved product is flagged for re-embedding, and the embedding task is queued on commit, debounced:
+  while a queued task has not started, further saves add nothing (the task clears the flag as it
+  starts, so a save after that queues a new one).
+- The demo simulator (in shop, which imports no other app) asks for its back-dated searches with
+  `shop.signals.search_requested`; this app answers it like a storefront search."""
 
 import logging
 
@@ -8,11 +12,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from . import embeddings
+from . import attributes, embeddings
 
 log = logging.getLogger(__name__)
 DEBOUNCE_SECONDS = 60  # a safety expiry: the task clears the key as it starts
-QUEUED_KEY = "recommend:embed-queued"
+QUEUED_KEY = "search:embed-queued"
 # What product_text reads, plus is_active (the index holds active products only).
 INDEXED_FIELDS = {"title", "brand", "category", "category_id", "features", "description", "is_active"}
 
@@ -35,6 +39,17 @@ def on_product_saved(sender, instance, raw: bool = False, **kwargs) -> None:
     update_fields = kwargs.get("update_fields")
     if update_fields is not None and not set(update_fields) & INDEXED_FIELDS:
         return  # e.g. a stock or rating update: nothing that is embedded or indexed changed
+    if update_fields is None or set(update_fields) & {"title", "features"}:
+        attributes.refresh([instance])  # a regex pass over one title: cheap enough to do in the save
     embeddings.mark_dirty([instance.pk])
     if getattr(settings, "AISLE_EMBED_ON_SAVE", True):
         transaction.on_commit(_enqueue)
+
+
+def on_search_requested(sender, query: str, user=None, visitor_id: str = "", occurred_at=None,
+                        simulated: bool = False, **kwargs) -> list:
+    """Connected to shop.signals.search_requested in apps.py: the simulator's shoppers search like real ones."""
+    from . import services
+
+    return list(services.search(query, user=user, visitor_id=visitor_id, occurred_at=occurred_at,
+                                simulated=simulated, source=services.SOURCE_STOREFRONT))

@@ -1,4 +1,4 @@
-"""Query understanding (recommend/query.py): pure unit tests, no database."""
+"""Query understanding (search/query.py): pure unit tests, no database."""
 
 import random
 import re
@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from recommend.query import MAX_QUERY_CHARS, Vocabulary, normalise_query, parse_query
+from search.query import MAX_QUERY_CHARS, Vocabulary, normalise_query, parse_query
 
 # The demo catalogue's tree (shop/demo/catalogue.py GROUPS), as the search service will pass it.
 GROUPS = [
@@ -446,3 +446,19 @@ def test_typical_queries_parse_well_under_a_millisecond():
             parse(text)
     average = (time.perf_counter() - started) / (rounds * len(queries))
     assert average < 0.001, f"{average * 1e6:.0f} µs per query"
+
+
+@pytest.mark.parametrize(("text", "category", "soft"), [
+    ("batteries", "batteries", []), ("4k tv", "tvs", []),
+    ("quiet laptop with long battery life", LAPTOPS, ["batteries"]),
+    ("battery life", None, ["batteries"]), ("something to watch movies on a big screen", None,
+                                            ["smart-watches", "monitors"]),
+    ("tv stand", None, ["tvs"]), ("laptop charger", None, [LAPTOPS]), ("iphone case", None, ["phones-two-way-radios"]),
+    ("watch", "smart-watches", []), ("apple watch series 9", "smart-watches", []), ("macbook pro", LAPTOPS, []),
+    ("aa batteries 24 pack", "batteries", []), ("a pair of headphones", HEADPHONES, []),
+    ("looking for a laptop for college", LAPTOPS, []), ("headphones black", HEADPHONES, []),
+])
+def test_a_category_filters_only_as_the_head_of_the_query(text, category, soft):
+    parsed = parse(text)
+    assert (parsed.category, parsed.soft_categories) == (category, soft)
+    assert any(chip.kind == "category" for chip in parsed.chips) == (category is not None)

@@ -1,4 +1,4 @@
-"""Hybrid search (recommend/search.py), its page, the shop hook and the autocomplete API."""
+"""Hybrid search (search/engine.py), its page, the facade (search.services) and the search APIs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from behavior.models import Event
-from recommend import embeddings, search
-from recommend.models import ProductEmbedding
+from search import embeddings, services
+from search import engine as search
+from search import signals as search_signals
+from search.models import ProductEmbedding
 
 from .factories import make_category, make_product
 
@@ -125,7 +127,7 @@ def test_in_stock_products_rank_before_equal_out_of_stock_ones(store):
 
 
 def test_chips_render_with_working_remove_links(client, store):
-    response = client.get(reverse("shop:search"), {"q": "sony headphones under $200"})
+    response = client.get(reverse("search:results"), {"q": "sony headphones under $200"})
     assert response.status_code == 200
     html = response.content.decode()
     assert _titles(response.context["results"]) == ["Sony Quiet Over-Ear Headphones"]
@@ -134,22 +136,22 @@ def test_chips_render_with_working_remove_links(client, store):
     assert chips["price"].remaining == "sony headphones"
     assert 'href="/search/?q=sony%20headphones"' in html or 'href="/search/?q=sony+headphones"' in html
     # Following the price chip's link drops the price filter and keeps the others.
-    link = f"{reverse('shop:search')}?q={chips['price'].remaining}"
+    link = f"{reverse('search:results')}?q={chips['price'].remaining}"
     query = parse_qs(urlsplit(link).query)["q"][0]
-    after = client.get(reverse("shop:search"), {"q": query})
+    after = client.get(reverse("search:results"), {"q": query})
     assert set(_titles(after.context["results"])) == {"Sony Quiet Over-Ear Headphones", "Sony Studio Headphones Pro"}
     assert {chip.kind for chip in after.context["results"].chips} == {"category", "brand"}
 
 
 def test_result_cards_carry_the_search_rail_for_the_beacon(client, store):
-    html = client.get(reverse("shop:search"), {"q": "sony headphones"}).content.decode()
+    html = client.get(reverse("search:results"), {"q": "sony headphones"}).content.decode()
     assert 'data-rec-rail="search"' in html
     assert 'data-rec-position="1"' in html and 'data-rec-position="2"' in html
     assert 'data-rec-reason="q:brand=sony category=' in html
 
 
 def test_typo_query_finds_the_product_and_says_what_it_searched(client, store):
-    response = client.get(reverse("shop:search"), {"q": "sony headphnes"})
+    response = client.get(reverse("search:results"), {"q": "sony headphnes"})
     assert set(_titles(response.context["results"])) == {"Sony Quiet Over-Ear Headphones",
                                                          "Sony Studio Headphones Pro"}
     assert "Showing results for" in response.content.decode()
@@ -162,15 +164,15 @@ def test_typo_query_finds_the_product_and_says_what_it_searched(client, store):
 
 
 def test_query_is_escaped_everywhere(client, store):
-    html = client.get(reverse("shop:search"), {"q": '<img src=x onerror=alert(1)> headphones "under" $200'}
+    html = client.get(reverse("search:results"), {"q": '<img src=x onerror=alert(1)> headphones "under" $200'}
                       ).content.decode()
     assert "<img src=x" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
 def test_searched_event_is_recorded_once_per_search(client, store):
-    client.get(reverse("shop:search"), {"q": "sony headphones"})
-    client.get(reverse("shop:search"), {"q": "qqqxxz"})
+    client.get(reverse("search:results"), {"q": "sony headphones"})
+    client.get(reverse("search:results"), {"q": "qqqxxz"})
     events = list(Event.objects.filter(event_type="searched").order_by("pk"))
     assert [(e.properties["query"], e.properties["result_count"]) for e in events] == [
         ("sony headphones", 2), ("qqqxxz", 0)]
@@ -187,14 +189,17 @@ def test_works_with_no_embeddings_and_never_loads_the_model(client, store, monke
     assert outcome.mode == "keyword"
     assert set(_titles(outcome.products)) == {"Sony Quiet Over-Ear Headphones", "Sony Studio Headphones Pro"}
     assert "keyword-only" in caplog.text
-    response = client.get(reverse("shop:search"), {"q": "zzzz"})
+    response = client.get(reverse("search:results"), {"q": "zzzz"})
     assert response.status_code == 200 and response.context["results"] == []
     assert "We couldn’t find anything" in response.content.decode()
 
 
-def test_broken_backend_falls_back_to_keyword_search(client, store, settings):
-    settings.AISLE_SEARCH_BACKEND = "recommend.search.no_such_backend"
-    response = client.get(reverse("shop:search"), {"q": "speaker"})
+def test_broken_engine_falls_back_to_keyword_search(client, store, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("index gone")
+
+    monkeypatch.setattr(search, "search", broken)
+    response = client.get(reverse("search:results"), {"q": "speaker"})
     assert response.status_code == 200
     assert _titles(response.context["results"]) == ["JBL Party Speaker"]
     assert Event.objects.filter(event_type="searched").count() == 1
@@ -225,7 +230,7 @@ def test_vector_side_finds_products_with_no_shared_words(vectors):
 
 def test_no_results_falls_back_to_the_nearest_products_with_a_message(client, vectors, monkeypatch):
     monkeypatch.setattr(search, "VECTOR_MIN_SIMILARITY", 0.99)  # nothing is close enough to be a match
-    response = client.get(reverse("shop:search"), {"q": "xqzv gibberish"})
+    response = client.get(reverse("search:results"), {"q": "xqzv gibberish"})
     results = response.context["results"]
     assert not results.exact and _titles(results)[0] == "Samsung 65 inch OLED TV"
     html = response.content.decode()
@@ -286,6 +291,89 @@ def test_autocomplete_is_throttled(client, store, settings):
     assert codes == [200, 200, 200, 429]
 
 
+# --- the facade: who is recorded ------------------------------------------------------------------------------------
+
+
+def test_a_storefront_search_sends_searched_once_a_chat_question_never(store):
+    received = []
+
+    def on_search(sender, **kwargs):
+        received.append((kwargs["query"], kwargs["result_count"], kwargs["source"]))
+
+    search_signals.searched.connect(on_search)
+    try:
+        found = services.search("noise cancelling sony headphones")
+        services.search("sony headphones", source=services.SOURCE_CHAT)
+        services.search("warm up", source=services.SOURCE_INTERNAL)
+    finally:
+        search_signals.searched.disconnect(on_search)
+    assert found.result_count == len(found) > 0
+    assert received == [("noise cancelling sony headphones", len(found), "storefront")]
+
+
+def test_a_chat_product_question_finds_products_but_is_not_a_storefront_search(store):
+    from support import assistant
+
+    reply = assistant.product_reply("do you have sony headphones", intent="product_search")
+    assert {card["title"] for card in reply.cards} <= {"Sony Quiet Over-Ear Headphones", "Sony Studio Headphones Pro"}
+    assert reply.cards
+    assert not Event.objects.filter(event_type="searched").exists()
+
+
+# --- the JSON API ---------------------------------------------------------------------------------------------------
+
+
+def test_search_api_returns_results_slots_chips_and_facets(client, store):
+    response = client.get("/api/search/", {"q": "sony headphones under $200"})
+    assert response.status_code == 200
+    body = response.json()
+    assert [r["title"] for r in body["results"]] == ["Sony Quiet Over-Ear Headphones"]
+    assert body["count"] == 1 and body["exact"] and not body["not_found"]
+    assert body["slots"]["brand"] == "Sony" and body["slots"]["price_max"] == "200.00"
+    assert body["slots"]["category"] == store["sony_cheap"].category.slug
+    assert {chip["kind"] for chip in body["chips"]} == {"category", "brand", "price"}
+    price = next(chip for chip in body["chips"] if chip["kind"] == "price")
+    assert price["remaining_query"] == "sony headphones"
+    assert body["facets"]["brand"] == [{"value": "Sony", "count": 1}]
+    assert body["results"][0]["url"] == store["sony_cheap"].get_absolute_url()
+    typo = client.get("/api/search/", {"q": "sony headphnes"}).json()
+    assert typo["corrected_query"] == "sony headphones" and typo["corrections"] == {"headphnes": "headphones"}
+    # Recorded like the page: the API is a storefront for headless clients.
+    assert Event.objects.filter(event_type="searched").count() == 2
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    ({"q": ""}, "q"), ({"q": "x" * 10_000}, "q"), ({"q": "tv", "limit": "0"}, "limit"),
+    ({"q": "tv", "limit": "many"}, "limit"), ({"q": "tv", "limit": "49"}, "limit")])
+def test_search_api_answers_bad_input_with_a_400_and_a_message(client, params, field):
+    response = client.get("/api/search/", params)
+    assert response.status_code == 400
+    assert response.json()[field]
+
+
+@pytest.mark.parametrize("q", ["\x07\x1b[31m headphones", "head.*phones$ | (a+)+", "'; DROP TABLE shop_product; --",
+                               "%_\\ sony", "\u202esony", "x" * 10_000])
+def test_odd_queries_get_an_answer_never_a_500(client, store, q):
+    page = client.get(reverse("search:results"), {"q": q})
+    assert page.status_code == 200
+    api = client.get("/api/search/", {"q": q})
+    assert api.status_code == (400 if len(q) > 200 else 200)
+
+
+def test_search_api_is_throttled_and_documented(client, store, settings):
+    rest = dict(settings.REST_FRAMEWORK)
+    rest["DEFAULT_THROTTLE_RATES"] = {**rest.get("DEFAULT_THROTTLE_RATES", {}), "search": "2/min"}
+    settings.REST_FRAMEWORK = rest
+    codes = [client.get("/api/search/", {"q": "sony"}).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operation = schema["paths"]["/api/search/"]["get"]
+    assert {p["name"] for p in operation["parameters"]} >= {"q", "limit"}
+    assert {"200", "400", "429"} <= set(operation["responses"])
+    properties = schema["components"]["schemas"]["SearchResponse"]["properties"]
+    assert {"results", "slots", "chips", "corrections", "facets", "not_found", "popular"} <= set(properties)
+
+
 # --- the real encoder -----------------------------------------------------------------------------------------------
 
 
@@ -301,3 +389,27 @@ def test_real_minilm_quiet_headphones_for_the_office(store):
     assert first.title in {"Sony Quiet Over-Ear Headphones", "Bose Sport Earbuds"}
     assert all(p.price <= 200 for p in outcome.products)
     assert first.title == "Sony Quiet Over-Ear Headphones"
+
+
+def test_the_stored_document_follows_every_write(store):
+    """The GIN-indexed document is kept by database triggers: saves, bulk updates and category renames."""
+    from shop.models import Category, Product
+
+    speaker = store["speaker"]
+    assert search.keyword_ranking(search.shop.active_products(), ["party"]) == [speaker.pk]
+    Product.objects.filter(pk=speaker.pk).update(title="JBL Boombox Speaker")  # no signals: the trigger still runs
+    assert search.keyword_ranking(search.shop.active_products(), ["boombox"]) == [speaker.pk]
+    assert search.keyword_ranking(search.shop.active_products(), ["party"]) == []
+    Category.objects.filter(pk=speaker.category_id).update(name="Loudspeakers")
+    assert search.keyword_ranking(search.shop.active_products(), ["loudspeakers"]) == [speaker.pk]
+
+
+def test_the_demo_simulator_searches_through_the_search_app(store):
+    """shop imports no other app: its simulator asks by shop.signals.search_requested, search answers and records."""
+    from shop.demo.simulator import _search as simulated_search
+
+    at = timezone.now() - timezone.timedelta(days=3)
+    found = simulated_search("sony headphones", user=None, visitor_id="sim-visitor", occurred_at=at)
+    assert {p.title for p in found} == {"Sony Quiet Over-Ear Headphones", "Sony Studio Headphones Pro"}
+    event = Event.objects.get(event_type="searched")
+    assert (event.properties["query"], event.is_simulated, event.occurred_at) == ("sony headphones", True, at)

@@ -6,5 +6,6 @@ from . import api
 
 app_name = "search-api"
 urlpatterns = [
+    path("", api.SearchView.as_view(), name="search"),
     path("autocomplete", api.AutocompleteView.as_view(), name="autocomplete"),
 ]

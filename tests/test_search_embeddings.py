@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from recommend import embeddings
-from recommend.models import ProductEmbedding
+from search import embeddings
+from search.models import ProductEmbedding
 
 from .factories import make_category, make_product
 
