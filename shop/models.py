@@ -193,9 +193,16 @@ class Order(models.Model):
     tracking_number = models.CharField(max_length=40, blank=True)
     is_simulated = models.BooleanField(default=False)
     created_at = models.DateTimeField(db_index=True)
+    # The checkout's idempotency key (hidden form field / Idempotency-Key header): a repeated or
+    # double-clicked checkout with the same key finds this order instead of placing a second one.
+    idempotency_key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "idempotency_key"], condition=~models.Q(idempotency_key=""),
+                                    name="order_unique_idempotency_key"),
+        ]
 
     def __str__(self) -> str:
         return f"Order {self.number}"
@@ -264,104 +271,24 @@ class ReturnRequest(models.Model):
         return f"Return of {self.order.number} ({self.status})"
 
 
-class ProductCopyDraft(models.Model):
-    """Model- (or template-) written copy for one product, kept beside the product until a merchandiser
-    accepts it: the published text on Product changes only through shop.copywriting.accept_draft."""
+class OutboxMessage(models.Model):
+    """A Celery task to publish, kept in the database so that no e-mail or scoring job is lost when the
+    broker is down or slow. Written in the same transaction as the change it follows (or when a bounded
+    publish fails); published on commit, and whatever is still unsent is drained by a beat job
+    (shop.tasks.drain_outbox, see config/celery.py). Delivery is at least once: the tasks are idempotent."""
 
-    class Kind(models.TextChoices):
-        DESCRIPTION = "description", "Description"
-        MARKETING_LINE = "marketing_line", "Marketing line"
-        EMAIL_BLURB = "email_blurb", "E-mail blurb"
-
-    class Tone(models.TextChoices):
-        NEUTRAL = "neutral", "Neutral"
-        FRIENDLY = "friendly", "Friendly"
-        PREMIUM = "premium", "Premium"
-        PLAYFUL = "playful", "Playful"
-        TECHNICAL = "technical", "Technical"
-
-    class Length(models.TextChoices):
-        SHORT = "short", "Short"
-        MEDIUM = "medium", "Medium"
-        LONG = "long", "Long"
-
-    class Engine(models.TextChoices):
-        MODEL = "model", "Language model"
-        TEMPLATE = "template", "Template (no model)"
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        GENERATING = "generating", "Generating"
-        READY = "ready", "Ready"
-        NEEDS_REVIEW = "needs_review", "Needs review"
-        FAILED = "failed", "Failed"
-        ACCEPTED = "accepted", "Accepted (published)"
-        REJECTED = "rejected", "Rejected"
-
-    # States a merchandiser may still edit, accept or reject.
-    OPEN_STATUSES = (Status.READY, Status.NEEDS_REVIEW, Status.FAILED)
-
-    product = models.ForeignKey(Product, related_name="copy_drafts", on_delete=models.CASCADE)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    tone = models.CharField(max_length=12, choices=Tone.choices, default=Tone.NEUTRAL)
-    length = models.CharField(max_length=8, choices=Length.choices, default=Length.MEDIUM)
-    engine = models.CharField(max_length=10, choices=Engine.choices, default=Engine.MODEL)
-    status = models.CharField(max_length=14, choices=Status.choices, default=Status.QUEUED, db_index=True)
-    text = models.TextField(blank=True, help_text="The draft as it stands (after any edits).")
-    generated_text = models.TextField(blank=True, help_text="What the generator wrote, before any edits.")
-    facts = models.JSONField(default=dict, blank=True, help_text="The facts the draft was grounded in.")
-    flags = models.JSONField(default=list, blank=True,
-                             help_text="Fact-check findings: [{text, reason, kind}], empty when it passed.")
-    error = models.TextField(blank=True)
-    generator = models.CharField(max_length=200, blank=True, help_text="Which model (or the template) wrote it.")
-    generation_seconds = models.FloatField(null=True, blank=True)
-    new_tokens = models.PositiveIntegerField(null=True, blank=True)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
-                                     on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    # Set when a worker claims the draft: a redelivered task re-claims only a stale claim.
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    generated_at = models.DateTimeField(null=True, blank=True)
-    decided_at = models.DateTimeField(null=True, blank=True)
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
-                                   on_delete=models.SET_NULL)
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["product", "kind", "status"], name="copydraft_product_kind")]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} draft for {self.product_id} ({self.status})"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in self.OPEN_STATUSES
-
-
-class ProductCopyDraftEvent(models.Model):
-    """The history of a draft: every request, generation, edit, acceptance and rejection, by whom and when."""
-
-    class Action(models.TextChoices):
-        REQUESTED = "requested", "Requested"
-        GENERATED = "generated", "Generated"
-        FAILED = "failed", "Generation failed"
-        EDITED = "edited", "Edited"
-        ACCEPTED = "accepted", "Accepted and published"
-        REJECTED = "rejected", "Rejected"
-
-    draft = models.ForeignKey(ProductCopyDraft, related_name="events", on_delete=models.CASCADE)
-    action = models.CharField(max_length=10, choices=Action.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, related_name="+",
-                              on_delete=models.SET_NULL, help_text="Empty for the generator.")
-    status = models.CharField(max_length=14, choices=ProductCopyDraft.Status.choices,
-                              help_text="The draft's status after the event.")
-    text = models.TextField(blank=True, help_text="The draft's text after the event.")
-    details = models.JSONField(default=dict, blank=True,
-                               help_text="e.g. the flags, the error, the text it replaced on the product.")
+    task_name = models.CharField(max_length=200)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["created_at"], condition=models.Q(sent_at__isnull=True),
+                                name="outbox_unsent_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} ({self.draft_id})"
+        return f"{self.task_name}{tuple(self.args)} ({'sent' if self.sent_at else 'pending'})"

@@ -1,6 +1,7 @@
-"""Product copy drafts (issue #8): the fact check on crafted drafts, output cleaning, the template
-baseline, the draft life cycle (request, generate on the tiny model, edit, accept, reject, history),
-fact sources, the "needs copy" list, and the admin pages. One slow test drafts with the real SmolLM2."""
+"""Product copy drafts (issues #8, #18; merchandising): the copy rules on crafted drafts, ml.grounding in
+the fact check, output cleaning, the template baseline, bad input skipped with a reason, the draft life
+cycle (request, generate on the tiny model, edit, accept, reject, history), review aspects from sentiment,
+the "needs copy" list, and the admin pages. One slow test drafts with the real SmolLM2."""
 
 import datetime as dt
 from decimal import Decimal
@@ -12,11 +13,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 import ml
+from merchandising import services as copywriting
+from merchandising.models import ProductCopyDraft, ProductCopyDraftEvent
+from merchandising.services import CopyFacts, clean_output, fact_check, spec_flags, template_copy
 from ml.inference import Generation
 from ml.registry import registry
-from shop import copywriting
-from shop.copywriting import CopyFacts, clean_output, fact_check, template_copy
-from shop.models import Product, ProductCopyDraft, ProductCopyDraftEvent
+from shop.models import Product
 
 from .factories import make_product, make_user
 from .ml_tiny import make_tiny_generator
@@ -38,7 +40,20 @@ BATTERIES = CopyFacts(
 )
 
 
+@pytest.fixture(autouse=True)
+def _drafts_in_the_request(settings):
+    """Eager tasks run inside the test (not in the copy desk's background thread), so a test sees their result
+    right after the request; tests/test_merchandising_desk.py covers the thread."""
+    settings.AISLE_COPY_BACKGROUND_WHEN_EAGER = False
+
+
 def check(text: str, facts: CopyFacts = TV) -> list[dict]:
+    """The copy rules alone (numbers, prices, specs, claims, brands, names): the words they point at."""
+    return spec_flags(text, facts, brands=BRANDS)
+
+
+def full_check(text: str, facts: CopyFacts = TV) -> list[dict]:
+    """The fact check drafts get: the copy rules, then ml.grounding sentence by sentence."""
     return fact_check(text, facts, brands=BRANDS)
 
 
@@ -146,7 +161,7 @@ def test_clean_output_strips_preamble_markdown_quotes_and_cuts_at_a_sentence_end
 def test_the_template_baseline_always_passes_the_check(kind, tone, length):
     for facts in (TV, BATTERIES):
         text = template_copy(facts, kind, tone, length)
-        assert text and check(text, facts) == [], text
+        assert text and full_check(text, facts) == [], text
 
 
 def test_prompts_ground_the_model_in_the_facts_and_leave_evergreen_copy_without_prices():
@@ -174,15 +189,10 @@ def tiny_model(tiny_generator_path):
     return tiny_generator_path
 
 
-@pytest.fixture
-def no_fact_sources(settings):
-    settings.AISLE_COPY_FACT_SOURCES = []
-
-
 @pytest.mark.django_db
 def test_request_drafts_queues_one_draft_per_product_and_not_twice(django_capture_on_commit_callbacks, monkeypatch):
     sent = []
-    monkeypatch.setattr("shop.tasks.generate_copy_draft.delay", sent.append)
+    monkeypatch.setattr("shop.services.queue_task", lambda name, args: sent.append(args[0]))
     user = make_user()
     a, b = make_product(), make_product()
     with django_capture_on_commit_callbacks(execute=True):
@@ -201,7 +211,7 @@ def test_request_drafts_queues_one_draft_per_product_and_not_twice(django_captur
 
 
 @pytest.mark.django_db
-def test_generate_draft_on_the_tiny_model_stores_a_checked_draft_beside_the_product(tiny_model, no_fact_sources):
+def test_generate_draft_on_the_tiny_model_stores_a_checked_draft_beside_the_product(tiny_model):
     product = make_product(description="The published text.")
     (draft,) = copywriting.request_drafts([product.pk], Kind.DESCRIPTION, "neutral", "short")
     status = copywriting.generate_draft(draft.pk)
@@ -219,7 +229,7 @@ def test_generate_draft_on_the_tiny_model_stores_a_checked_draft_beside_the_prod
 
 
 @pytest.mark.django_db
-def test_template_engine_drafts_pass_the_check(no_fact_sources):
+def test_template_engine_drafts_pass_the_check():
     product = make_product(title="Acme Wireless Earbuds 24-Hour Battery", features=["24-hour battery", "IPX4"])
     (draft,) = copywriting.request_drafts([product.pk], Kind.MARKETING_LINE, "playful", "short",
                                           engine="template")
@@ -230,7 +240,7 @@ def test_template_engine_drafts_pass_the_check(no_fact_sources):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("failure", ["unavailable", "timeout", "empty"])
-def test_a_model_failure_marks_the_draft_failed_with_the_error(monkeypatch, no_fact_sources, failure):
+def test_a_model_failure_marks_the_draft_failed_with_the_error(monkeypatch, failure):
     def fake(*args, **kwargs):
         if failure == "unavailable":
             raise ml.ModelUnavailable("no generator could be loaded")
@@ -248,18 +258,18 @@ def test_a_model_failure_marks_the_draft_failed_with_the_error(monkeypatch, no_f
 
 
 @pytest.mark.django_db
-def test_an_unexpected_error_fails_the_draft_instead_of_leaving_it_generating(monkeypatch, no_fact_sources):
+def test_an_unexpected_error_fails_the_draft_instead_of_leaving_it_generating(monkeypatch):
     def broken(*args, **kwargs):
         raise KeyError("bug")
 
-    monkeypatch.setattr(copywriting, "fact_check", broken)
+    monkeypatch.setattr("merchandising.drafts.fact_check", broken)
     (draft,) = copywriting.request_drafts([make_product().pk], Kind.DESCRIPTION, engine="template")
     assert copywriting.generate_draft(draft.pk) == Status.FAILED
     assert "Unexpected error: KeyError" in ProductCopyDraft.objects.get(pk=draft.pk).error
 
 
 @pytest.mark.django_db
-def test_a_redelivered_task_reclaims_only_a_stale_claim(no_fact_sources):
+def test_a_redelivered_task_reclaims_only_a_stale_claim():
     product = make_product()
     (draft,) = copywriting.request_drafts([product.pk], Kind.MARKETING_LINE, engine="template")
     ProductCopyDraft.objects.filter(pk=draft.pk).update(status=Status.GENERATING, claimed_at=timezone.now())
@@ -269,12 +279,16 @@ def test_a_redelivered_task_reclaims_only_a_stale_claim(no_fact_sources):
 
 
 @pytest.mark.django_db
-def test_fact_sources_are_merged_and_a_failing_one_is_skipped(settings, caplog):
-    settings.AISLE_COPY_FACT_SOURCES = ["tests.test_copy.broken_source", "tests.test_copy.aspect_source"]
-    facts = copywriting.gather_facts(make_product())
+def test_review_facts_come_from_sentiment_and_a_failure_there_is_skipped(monkeypatch, caplog):
+    product = make_product()
+    monkeypatch.setattr("sentiment.services.copy_facts", aspect_source)
+    facts = copywriting.gather_facts(product)
     assert facts.loved_aspects == ("sound",) and facts.complained_aspects == ("battery",)
     assert facts.extra == {"Made in": "Portugal"}
-    assert "tests.test_copy.broken_source" in caplog.text
+    monkeypatch.setattr("sentiment.services.copy_facts", broken_source)
+    facts = copywriting.gather_facts(product)
+    assert facts.loved_aspects == () and facts.title == product.title
+    assert "Review aspects failed" in caplog.text
 
 
 def broken_source(product_id: int) -> dict:
@@ -299,13 +313,15 @@ def test_the_default_source_brings_review_aspects_from_sentiment():
 
 
 @pytest.mark.django_db
-def test_edit_rechecks_accept_publishes_and_history_keeps_who_and_when(no_fact_sources):
+def test_edit_rechecks_accept_publishes_and_history_keeps_who_and_when():
     editor, approver = make_user(), make_user()
     product = make_product(title="Acme Soundbar", features=["Dolby Atmos"], description="Old text.")
     (draft,) = copywriting.request_drafts([product.pk], Kind.DESCRIPTION, engine="template")
     copywriting.generate_draft(draft.pk)
     draft = copywriting.edit_draft(draft.pk, "The Acme Soundbar with 7 speakers.", editor)
-    assert draft.status == Status.NEEDS_REVIEW and [f["text"] for f in draft.flags] == ["7 speakers"]
+    assert draft.status == Status.NEEDS_REVIEW
+    assert [(f["text"], f["kind"]) for f in draft.flags] == [("7 speakers", "number"),
+                                                            ("The Acme Soundbar with 7 speakers.", "grounding")]
     draft = copywriting.edit_draft(draft.pk, "The Acme Soundbar with Dolby Atmos.", editor)
     assert draft.status == Status.READY and draft.flags == []
     copywriting.accept_draft(draft.pk, approver)
@@ -327,7 +343,7 @@ def test_edit_rechecks_accept_publishes_and_history_keeps_who_and_when(no_fact_s
 @pytest.mark.django_db
 @pytest.mark.parametrize(("kind", "field"), [(Kind.MARKETING_LINE, "marketing_line"),
                                              (Kind.EMAIL_BLURB, "email_blurb")])
-def test_marketing_kinds_publish_to_their_own_fields(no_fact_sources, kind, field):
+def test_marketing_kinds_publish_to_their_own_fields(kind, field):
     product = make_product(description="Keep me.")
     (draft,) = copywriting.request_drafts([product.pk], kind, engine="template")
     copywriting.generate_draft(draft.pk)
@@ -338,7 +354,7 @@ def test_marketing_kinds_publish_to_their_own_fields(no_fact_sources, kind, fiel
 
 
 @pytest.mark.django_db
-def test_reject_keeps_the_product_text_and_a_rejected_queued_draft_is_never_generated(no_fact_sources):
+def test_reject_keeps_the_product_text_and_a_rejected_queued_draft_is_never_generated():
     product = make_product(description="Unchanged.")
     (ready,) = copywriting.request_drafts([product.pk], Kind.DESCRIPTION, engine="template")
     copywriting.generate_draft(ready.pk)
@@ -393,7 +409,7 @@ def test_the_draft_actions_render_the_intermediate_form(staff_client):
 
 
 @pytest.mark.django_db
-def test_applying_the_action_queues_drafts_and_the_eager_task_writes_them(staff_client, tiny_model, no_fact_sources,
+def test_applying_the_action_queues_drafts_and_the_eager_task_writes_them(staff_client, tiny_model,
                                                                           django_capture_on_commit_callbacks):
     a, b = make_product(description="Kept."), make_product(description="Kept.")
     form = {"action": "draft_description", "_selected_action": [a.pk, b.pk], "apply": "1", "kind": "description",
@@ -413,10 +429,10 @@ def test_applying_the_action_queues_drafts_and_the_eager_task_writes_them(staff_
 
 
 @pytest.mark.django_db
-def test_single_product_draft_copy_page(staff_client, no_fact_sources, django_capture_on_commit_callbacks):
+def test_single_product_draft_copy_page(staff_client, django_capture_on_commit_callbacks):
     product = make_product()
     change = staff_client.get(reverse("admin:shop_product_change", args=[product.pk])).content.decode()
-    url = reverse("admin:shop_product_draft_copy", args=[product.pk])
+    url = reverse("admin:merchandising_draft_copy", args=[product.pk])
     assert url in change
     assert 'id="copy-request-form"' in staff_client.get(url).content.decode()
     with django_capture_on_commit_callbacks(execute=True):
@@ -427,7 +443,7 @@ def test_single_product_draft_copy_page(staff_client, no_fact_sources, django_ca
     assert (draft.kind, draft.status) == (Kind.EMAIL_BLURB, Status.READY)
     change = staff_client.get(reverse("admin:shop_product_change", args=[product.pk])).content.decode()
     assert "Copy drafts" in change and draft.text[:40] in change
-    assert reverse("admin:shop_productcopydraft_change", args=[draft.pk]) in change
+    assert reverse("admin:merchandising_productcopydraft_change", args=[draft.pk]) in change
 
 
 def _ready_draft(product: Product, kind: str = Kind.DESCRIPTION) -> ProductCopyDraft:
@@ -437,10 +453,10 @@ def _ready_draft(product: Product, kind: str = Kind.DESCRIPTION) -> ProductCopyD
 
 
 @pytest.mark.django_db
-def test_accept_in_the_admin_publishes_and_the_history_shows_it(staff_client, no_fact_sources):
+def test_accept_in_the_admin_publishes_and_the_history_shows_it(staff_client):
     product = make_product(description="Before.")
     draft = _ready_draft(product)
-    url = reverse("admin:shop_productcopydraft_change", args=[draft.pk])
+    url = reverse("admin:merchandising_productcopydraft_change", args=[draft.pk])
     page = staff_client.get(url).content.decode()
     assert 'id="accept-draft"' in page and "Passed" in page and "Before." in page
     response = staff_client.post(url, {"text": "Edited before publishing.", "_accept": "1"}, follow=True)
@@ -452,31 +468,32 @@ def test_accept_in_the_admin_publishes_and_the_history_shows_it(staff_client, no
 
 
 @pytest.mark.django_db
-def test_reject_in_the_admin_keeps_the_text(staff_client, no_fact_sources):
+def test_reject_in_the_admin_keeps_the_text(staff_client):
     product = make_product(description="Before.")
     draft = _ready_draft(product)
-    staff_client.post(reverse("admin:shop_productcopydraft_change", args=[draft.pk]),
+    staff_client.post(reverse("admin:merchandising_productcopydraft_change", args=[draft.pk]),
                       {"text": draft.text, "_reject": "1"})
     product.refresh_from_db()
     assert product.description == "Before." and ProductCopyDraft.objects.get(pk=draft.pk).status == Status.REJECTED
 
 
 @pytest.mark.django_db
-def test_saving_an_edit_in_the_admin_rechecks_the_facts(staff_client, no_fact_sources):
+def test_saving_an_edit_in_the_admin_rechecks_the_facts(staff_client):
     draft = _ready_draft(make_product(title="Acme Lamp", features=["Warm light"]))
-    staff_client.post(reverse("admin:shop_productcopydraft_change", args=[draft.pk]),
+    staff_client.post(reverse("admin:merchandising_productcopydraft_change", args=[draft.pk]),
                       {"text": "The best lamp, with free shipping.", "_save": "1"})
     draft.refresh_from_db()
-    assert draft.status == Status.NEEDS_REVIEW and {f["text"] for f in draft.flags} == {"best", "free shipping"}
-    page = staff_client.get(reverse("admin:shop_productcopydraft_change", args=[draft.pk])).content.decode()
+    assert draft.status == Status.NEEDS_REVIEW
+    assert {f["text"] for f in draft.flags if f["kind"] == "claim"} == {"best", "free shipping"}
+    page = staff_client.get(reverse("admin:merchandising_productcopydraft_change", args=[draft.pk])).content.decode()
     assert "superlative not in the facts" in page
 
 
 @pytest.mark.django_db
-def test_bulk_accept_and_reject_actions(staff_client, no_fact_sources):
+def test_bulk_accept_and_reject_actions(staff_client):
     a, b = make_product(), make_product()
     da, db_ = _ready_draft(a, Kind.MARKETING_LINE), _ready_draft(b, Kind.MARKETING_LINE)
-    url = reverse("admin:shop_productcopydraft_changelist")
+    url = reverse("admin:merchandising_productcopydraft_changelist")
     staff_client.post(url, {"action": "accept_selected", "_selected_action": [da.pk], "index": 0})
     staff_client.post(url, {"action": "reject_selected", "_selected_action": [da.pk, db_.pk], "index": 0})
     a.refresh_from_db()
@@ -491,7 +508,7 @@ def test_needs_copy_view_lists_thin_products_and_not_rich_ones(staff_client):
     thin = make_product(title="Thin Widget", description="")
     make_product(title="Rich Widget", description=" ".join(["lovely"] * 40))
     changelist = staff_client.get(reverse(PRODUCTS_URL)).content.decode()
-    url = reverse("admin:shop_product_needs_copy")
+    url = reverse("admin:merchandising_needs_copy")
     assert url in changelist
     page = staff_client.get(url).content.decode()
     assert "Thin Widget" in page and "Rich Widget" not in page and 'value="draft_description"' in page
@@ -505,15 +522,15 @@ def test_needs_copy_view_lists_thin_products_and_not_rich_ones(staff_client):
 
 
 @pytest.mark.django_db
-def test_draft_text_is_escaped_in_the_admin(staff_client, no_fact_sources):
+def test_draft_text_is_escaped_in_the_admin(staff_client):
     product = make_product(title="Acme <b>Bold</b> Speaker")
     draft = _ready_draft(product)
     evil = '<script>alert("x")</script> Acme speaker.'
     copywriting.edit_draft(draft.pk, evil)
-    pages = [staff_client.get(reverse("admin:shop_productcopydraft_change", args=[draft.pk])),
-             staff_client.get(reverse("admin:shop_productcopydraft_changelist")),
+    pages = [staff_client.get(reverse("admin:merchandising_productcopydraft_change", args=[draft.pk])),
+             staff_client.get(reverse("admin:merchandising_productcopydraft_changelist")),
              staff_client.get(reverse("admin:shop_product_change", args=[product.pk])),
-             staff_client.get(reverse("admin:shop_product_needs_copy"))]
+             staff_client.get(reverse("admin:merchandising_needs_copy"))]
     for response in pages:
         assert response.status_code == 200
         html = response.content.decode()
@@ -522,12 +539,12 @@ def test_draft_text_is_escaped_in_the_admin(staff_client, no_fact_sources):
 
 
 @pytest.mark.django_db
-def test_a_failed_draft_shows_its_error_not_a_server_error(staff_client, monkeypatch, no_fact_sources):
+def test_a_failed_draft_shows_its_error_not_a_server_error(staff_client, monkeypatch):
     monkeypatch.setattr(ml, "generate_detailed", lambda *a, **k: (_ for _ in ()).throw(ml.ModelUnavailable("gone")))
     product = make_product()
     (draft,) = copywriting.request_drafts([product.pk], Kind.DESCRIPTION)
     copywriting.generate_draft(draft.pk)
-    page = staff_client.get(reverse("admin:shop_productcopydraft_change", args=[draft.pk]))
+    page = staff_client.get(reverse("admin:merchandising_productcopydraft_change", args=[draft.pk]))
     assert page.status_code == 200 and "unavailable" in page.content.decode()
 
 
@@ -536,7 +553,7 @@ def test_a_failed_draft_shows_its_error_not_a_server_error(staff_client, monkeyp
 
 @pytest.mark.slow
 @pytest.mark.django_db
-def test_smollm2_drafts_a_description_with_a_fact_check_result(no_fact_sources):
+def test_smollm2_drafts_a_description_with_a_fact_check_result():
     product = make_product(title='Samsung 65" Class - QN90D Series - 4K UHD Neo QLED TV', brand="Samsung",
                            features=["Neural Quantum Processor 4K", "144Hz Refresh Rate", "Anti-Glare Screen"],
                            price=Decimal("1499.99"))
@@ -546,3 +563,43 @@ def test_smollm2_drafts_a_description_with_a_fact_check_result(no_fact_sources):
     assert status in (Status.READY, Status.NEEDS_REVIEW), draft.error
     assert draft.text.strip() and draft.generator and draft.generator != "template"
     assert isinstance(draft.flags, list) and (draft.status == Status.READY) == (not draft.flags)
+
+
+# --- ml.grounding in the fact check, and bad input --------------------------------------------------------
+
+
+def test_a_sentence_the_facts_do_not_support_is_flagged_by_the_grounding_check():
+    draft = "The Samsung QN90D is perfect for gamers who stay up all night."
+    assert check(draft) == []  # no number, claim or name the copy rules know of...
+    flags = full_check(draft)
+    assert [(f["text"], f["kind"]) for f in flags] == [(draft, "grounding")]  # ...but no fact says it
+    assert "not supported by the facts" in flags[0]["reason"]
+    assert full_check("The Samsung QN90D has a 144Hz refresh rate and an anti-glare screen.") == []
+
+
+@pytest.mark.parametrize(("facts", "reason"), [
+    (CopyFacts(title="Acme Speaker", brand="Acme", category="Audio"), "no bullets"),
+    (CopyFacts(title="Acme Speaker " * 400, brand="Acme", features=("Loud",)), "5,200 characters long"),
+    (CopyFacts(title="Acme Speaker", brand="Acme", features=("<b>Loud</b> sound",)), "markup in the product's facts"),
+    (CopyFacts(title="  ", brand="Acme", features=("Loud",)), "no title"),
+])
+def test_bad_input_has_a_skip_reason(facts, reason):
+    assert reason in copywriting.skip_reason(facts)
+    assert copywriting.skip_reason(TV) == ""
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"features": []}, "no bullets"),
+    ({"features": ["<script>alert(1)</script> Loud", "Bluetooth 5.3"]}, "markup in the product's facts"),
+])
+def test_bad_input_is_skipped_with_a_reason_and_never_reaches_the_generator(monkeypatch, fields, reason):
+    def never(*args, **kwargs):
+        raise AssertionError("the generator was called")
+
+    monkeypatch.setattr(ml, "generate_detailed", never)
+    product = make_product(**fields)
+    (draft,) = copywriting.request_drafts([product.pk], Kind.DESCRIPTION)
+    assert copywriting.generate_draft(draft.pk) == Status.FAILED
+    draft.refresh_from_db()
+    assert draft.error.startswith("Skipped:") and reason in draft.error and draft.text == ""

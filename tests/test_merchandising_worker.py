@@ -9,8 +9,9 @@ from django.conf import settings
 from django.db import connection
 
 from config.celery import app as celery_app
-from shop import copywriting
-from shop.models import Product, ProductCopyDraft
+from merchandising import services as copywriting
+from merchandising.models import ProductCopyDraft
+from shop.models import Product
 
 from . import workers
 from .factories import make_product, make_user
@@ -64,7 +65,7 @@ def test_a_real_worker_writes_the_drafts_and_nothing_is_published_before_accept(
 
     # The broker delivers the task again: the worker leaves the written draft alone.
     first = ProductCopyDraft.objects.get(pk=drafts[0].pk)
-    again = celery_app.send_task("shop.tasks.generate_copy_draft", args=[first.pk]).get(timeout=60)
+    again = celery_app.send_task("merchandising.tasks.generate_copy_draft", args=[first.pk]).get(timeout=60)
     assert again == first.status
     assert first.events.filter(action="generated").count() == 1
     assert ProductCopyDraft.objects.get(pk=first.pk).text == first.text
