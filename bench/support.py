@@ -306,7 +306,7 @@ def main() -> None:
         base = held_out_report(fallback_pred, held_labels, threshold)
 
         # --- 2. hand-off ---
-        from recommend import embeddings
+        from search import embeddings
         from shop.demo import catalogue
 
         if not args.skip_catalogue:

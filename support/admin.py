@@ -19,7 +19,7 @@ class KnowledgeArticleAdmin(admin.ModelAdmin):
     list_filter = ["topic", "is_published"]
     search_fields = ["title", "body", "slug"]
     prepopulated_fields = {"slug": ["title"]}
-    fields = ["title", "slug", "topic", "body", "is_published"]
+    fields = ["title", "slug", "topic", "body", "questions", "is_published"]
     actions = ["publish", "unpublish"]
 
     @admin.display(description="Page")

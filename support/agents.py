@@ -19,9 +19,11 @@ from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
+from ml.grounding import check as check_grounding
+from ml.grounding import complete_sentences
 from shop import services as shop
 
-from .generation import GeneratorSlot
+from .generation import GeneratorSlot, switched_on
 from .intents import INTENTS
 from .knowledge import KnowledgeHit, search_knowledge
 from .models import CannedResponse, Conversation, Message
@@ -258,7 +260,7 @@ def conversation_context(conversation: Conversation) -> dict:
 @dataclass
 class Suggestion:
     text: str
-    source: str  # "knowledge base: <title>", "canned: /shortcut", "generated"
+    source: str  # "Help article: <title>", "Canned: /shortcut", "Phrased by the assistant ..."
     url: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -266,31 +268,58 @@ class Suggestion:
 _WORD = re.compile(r"[a-z0-9']{3,}")
 _STOP = frozenset("the and you your for with that this have what when where how can are was not but from "
                   "please thanks thank hello there about would could will just get".split())
+# An agent reads a suggestion before sending it, so articles somewhat further from the shopper's words
+# are still offered: an angry "it arrived smashed, unacceptable" scores ~0.35 against "Damaged or faulty
+# items", below the assistant's own threshold (0.45) for answering shoppers directly.
+SUGGEST_MIN_SIMILARITY = 0.3
+# ... and given a little more of the article (sentences within 75% of the best, not 88%), to trim.
+SUGGEST_EXCERPT_RELATIVE = 0.75
+SUGGESTED_ARTICLES = 2
+SUGGEST_MAX_TOKENS = 120
 
 
 def _words(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
-def _recent_shopper_text(conversation: Conversation, count: int = 3) -> str:
+def _shopper_texts(conversation: Conversation, count: int = 3) -> list[str]:
     texts = list(conversation.messages.filter(sender=Message.Sender.SHOPPER)
                  .order_by("-created_at", "-pk").values_list("text", flat=True)[:count])
-    return " ".join(reversed(texts))
+    return list(reversed(texts))
 
 
-def _knowledge_hits(query: str, limit: int = 3) -> list[KnowledgeHit]:
-    if not query:
-        return []
+def _recent_shopper_text(conversation: Conversation, count: int = 3) -> str:
+    return " ".join(_shopper_texts(conversation, count))
+
+
+def _knowledge_hits(queries: list[str], limit: int = SUGGESTED_ARTICLES) -> list[KnowledgeHit]:
+    """The articles that best match any of the shopper's last messages or all of them together (one
+    angry sentence can hide the question of the one before), best first, one hit per article."""
+    best: dict[int, KnowledgeHit] = {}
     try:
-        return search_knowledge(query, limit=limit)
+        for query in dict.fromkeys(q for q in queries if q.strip()):
+            for hit in search_knowledge(query, limit=limit, min_score=SUGGEST_MIN_SIMILARITY,
+                                        excerpt_relative=SUGGEST_EXCERPT_RELATIVE):
+                if hit.article.pk not in best or hit.score > best[hit.article.pk].score:
+                    best[hit.article.pk] = hit
     except Exception:  # no embedder (ml.ModelUnavailable) or a broken one: canned replies still serve
         log.warning("Knowledge suggestions unavailable", exc_info=True)
         return []
+    return sorted(best.values(), key=lambda hit: -hit.score)[:limit]
 
 
-def _reply_from_passage(passage: str) -> str:
-    passage = " ".join(passage.split())
-    return passage if len(passage) <= 600 else passage[:597].rsplit(" ", 1)[0] + "…"
+def conversation_facts(conversation: Conversation) -> list[str]:
+    """What the conversation establishes that a reply may state: the shopper's own orders they wrote about
+    (or their latest one), with status and items. Read through shop's facade, for this shopper only."""
+    if not conversation.user_id:
+        return []
+    from .orders import find_order_numbers
+
+    typed = {n.upper() for text in _shopper_texts(conversation, 10) for n in find_order_numbers(text)}
+    own = list(shop.orders_for_user(conversation.user).order_by("-created_at")[:20])
+    named = [o for o in own if o.number.upper() in typed] or own[:1]
+    return [f"Order {o.number}: {o.get_status_display().lower()}; items: "
+            f"{', '.join(item.title for item in o.items.all())}" for o in named]
 
 
 def matching_canned(query: str, intent: str = "", limit: int = 2) -> list[CannedResponse]:
@@ -308,17 +337,20 @@ def matching_canned(query: str, intent: str = "", limit: int = 2) -> list[Canned
 
 
 def suggested_replies(conversation: Conversation, *, generate: bool = False) -> list[Suggestion]:
-    """Replies the agent can start from: passages of the knowledge articles that match the shopper's
-    last messages, optionally one phrased by the generator from those passages, then canned responses."""
-    query = _recent_shopper_text(conversation)
-    hits = _knowledge_hits(query)
+    """Replies the agent can start from: the sentences of the matching help articles that answer the
+    shopper (extractive, so always true to the article; a hand-off with a matching article always gets
+    one), optionally one phrased by the generator from those sentences and the conversation's facts
+    (shown only if ml.grounding accepts it), then canned responses."""
+    texts = _shopper_texts(conversation)
+    query = " ".join(texts)
+    hits = _knowledge_hits([*texts[-1:], query, *texts[:-1]])
     suggestions = [
-        Suggestion(text=_reply_from_passage(hit.passage or hit.article.body),
-                   source=f"Help article: {hit.article.title}", url=hit.article.get_absolute_url())
+        Suggestion(text=hit.answer, source=f"Help article: {hit.article.title}", url=hit.article.get_absolute_url())
         for hit in hits
     ]
-    if generate:
-        phrased = generated_reply(query, [hit.passage for hit in hits])
+    if generate and hits:
+        facts = [hit.answer for hit in hits] + conversation_facts(conversation)
+        phrased = generated_reply(query, facts)
         if phrased:
             suggestions.insert(0, Suggestion(text=phrased, source="Phrased by the assistant from the articles"))
     for canned in matching_canned(query, conversation.last_intent):
@@ -337,12 +369,15 @@ _GENERATOR = GeneratorSlot("support-suggest")
 
 
 def generator_enabled() -> bool:
-    return bool(getattr(settings, "AISLE_SUPPORT_SUGGEST_GENERATE", True))
+    """AISLE_SUPPORT_SUGGEST_GENERATE: on, off or "auto" (on only where the generator has a GPU)."""
+    return switched_on(getattr(settings, "AISLE_SUPPORT_SUGGEST_GENERATE", "auto"))
 
 
 def generated_reply(query: str, facts: list[str], *, timeout_s: float | None = None) -> str:
-    """A reply phrased by ml.generate from the retrieved facts only, or "" when there are no facts,
-    the generator is off or unavailable, or it does not finish in time (loading counts too)."""
+    """A reply phrased by ml.generate from the retrieved facts only, or "" when there are no facts, the
+    generator is off, busy or unavailable, it ran out of time (a reply cut off by the time limit is never
+    shown), or ml.grounding does not accept it against those facts. A reply cut by the token cap keeps
+    only its complete sentences."""
     facts = [f for f in facts if f]
     if not query or not facts or not generator_enabled():
         return ""
@@ -351,11 +386,29 @@ def generated_reply(query: str, facts: list[str], *, timeout_s: float | None = N
     from ml.prompts import PromptTemplate
 
     prompt = PromptTemplate(
-        system="You draft short, friendly replies for a shop's customer-support agent.",
+        system="You draft short, friendly replies for a shop's customer-support agent, speaking to the customer "
+               "as \"you\".",
         user="$facts\n\nThe customer wrote:\n$customer_text\n\nDraft a reply of at most three sentences.",
     ).messages(facts=facts, customer_text=query)
-    generation = _GENERATOR.generate(prompt, max_new_tokens=120, timeout_s=timeout_s)
-    return generation.text.strip() if generation is not None else ""
+    generation = _GENERATOR.generate(prompt, max_new_tokens=SUGGEST_MAX_TOKENS, timeout_s=timeout_s)
+    if generation is None or generation.stopped_by_timeout:
+        return ""
+    return grounded_suggestion(generation.text, facts, query, cut_off=generation.new_tokens >= SUGGEST_MAX_TOKENS)
+
+
+def grounded_suggestion(text: str, facts: list[str], query: str, *, cut_off: bool = False) -> str:
+    """The generated suggestion if ml.grounding accepts it against the facts, else ""."""
+    text = (text or "").strip()
+    if cut_off:
+        text = complete_sentences(text)
+    if not text:
+        return ""
+    result = check_grounding(text, facts, shopper_message=query)
+    if not result.ok:
+        log.info("Generated suggestion not shown (%s): %s", ", ".join(result.reasons),
+                 "; ".join(result.details)[:500])
+        return ""
+    return text
 
 
 def canned_responses() -> list[CannedResponse]:

@@ -13,6 +13,21 @@ from django.db import connections
 log = logging.getLogger(__name__)
 
 
+def switched_on(value) -> bool:
+    """A generation setting (AISLE_SUPPORT_GENERATE, AISLE_SUPPORT_SUGGEST_GENERATE): True/False, "1"/"0",
+    or "auto": on only where the generator runs on a GPU. On a 2-core CPU SmolLM2 needs 5-15 s for a short
+    answer, so the extractive answer (well under a second) is sent instead of making people wait for
+    phrasing that adds nothing to it."""
+    if isinstance(value, str):
+        value = value.strip().lower()
+        if value == "auto":
+            from ml.devices import choose_device
+
+            return choose_device().type == "cuda"
+        return value in ("1", "true", "yes", "on")
+    return bool(value)
+
+
 class GeneratorSlot:
     """One generation at a time: a second caller while the model is busy gets None at once rather than a
     queue of CPU-bound generations piling up behind the first."""

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
 
 if TYPE_CHECKING:
     from ml.models import ModelVersion
@@ -350,6 +352,37 @@ def has_words(text: str) -> bool:
     return False
 
 
+_known_word_lists: dict[frozenset, list[str]] = {}
+
+
+@cache
+def _support_words() -> frozenset[str]:
+    return frozenset(word for text in labelled_set()[0] for word in re.findall(r"[a-z]+", text.lower()))
+
+
+def correct_typos(text: str) -> str:
+    """The message with each unknown word of 4+ letters replaced by the known word one typo away (a swap,
+    a missing, extra or wrong letter: "waht is ur retrun polciy" -> "what is ur return policy"), so the
+    classifier and the article search read what the shopper meant. Words with no such neighbour stay."""
+    known = known_words()
+    choices = _known_word_lists.setdefault(known, sorted(known))
+
+    def fix(match: re.Match) -> str:
+        word = match.group(0)
+        lower = word.lower()
+        if len(lower) < 4 or lower in known:
+            return word
+        near = [hit[0] for hit in process.extract(lower, choices, scorer=OSA.distance, score_cutoff=1, limit=None)]
+        if not near:
+            return word
+        # "waht" is one edit from "wait", "want" and "what": two swapped letters are the likelier typo, then
+        # a word shoppers use with support.
+        support_words = _support_words()
+        return min(near, key=lambda w: (sorted(w) != sorted(lower), w not in support_words, w))
+
+    return re.sub(r"\b[A-Za-z]+\b", fix, text or "")
+
+
 def classify_intent(text: str) -> IntentResult:
     """The intent of one shopper message and how sure we are (0-1)."""
     text = (text or "").strip()[:1000]
@@ -460,7 +493,10 @@ def mood_of(text: str) -> Mood:
 
 def is_strong_anger(mood: Mood) -> bool:
     """Anger the assistant should not try to handle itself: hand off to a person."""
-    return mood.label == ANGRY and mood.score <= STRONG_ANGER_SCORE
+    # Swearing together with an insult of the shop ("F*** this, useless company") is anger at us, whatever
+    # VADER makes of a censored word it does not know.
+    return mood.label == ANGRY and (mood.score <= STRONG_ANGER_SCORE
+                                    or {"swearing", "anger words"} <= set(mood.cues))
 
 
 # --- fine-tuning ----------------------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ class KnowledgeArticle(models.Model):
     slug = models.SlugField(max_length=220, unique=True)
     topic = models.CharField(max_length=60, blank=True, help_text="e.g. shipping, returns, payments, account.")
     body = models.TextField(help_text="Plain text; paragraphs separated by blank lines.")
+    # How shoppers ask for this article ("what cards do you take?"), one per line: matched like the article,
+    # never quoted (answers always come from the body).
+    questions = models.TextField(blank=True, help_text="Questions this article answers, one per line, in "
+                                                       "shoppers' words. Used to find the article, never shown.")
     is_published = models.BooleanField(default=True)
     # Embedding of title + body (float32 bytes), refreshed when the text changes.
     vector = models.BinaryField(null=True, blank=True, editable=False)
@@ -119,7 +123,14 @@ class Message(models.Model):
     mood_label = models.CharField(max_length=10, blank=True)
     # Bot messages: what the answer was built from ([{"type": "article", "title": .., "url": ..}, ...]).
     sources = models.JSONField(default=list, blank=True)
+    # Bot messages: quick replies the shopper picks from ([{"label": .., "reply": ..}], e.g. "which order?")
+    # and product cards ([{"title", "price", "url", "availability"}]) the widget draws instead of prose.
+    choices = models.JSONField(default=list, blank=True)
+    cards = models.JSONField(default=list, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Shopper messages: the widget's id for one send. A retry of a send whose answer was lost carries the
+    # same id and gets the stored message back instead of storing (and answering) it twice.
+    client_ref = models.CharField(max_length=64, blank=True, default="")
     feedback = models.SmallIntegerField(null=True, blank=True, help_text="+1 thumbs up, -1 thumbs down.")
     feedback_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -129,6 +140,8 @@ class Message(models.Model):
         constraints = [
             models.CheckConstraint(condition=models.Q(feedback__isnull=True) | models.Q(feedback__in=[-1, 1]),
                                    name="feedback_is_up_or_down"),
+            models.UniqueConstraint(fields=["conversation", "client_ref"], condition=~models.Q(client_ref=""),
+                                    name="message_client_ref_once"),
         ]
 
     def __str__(self) -> str:

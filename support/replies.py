@@ -21,6 +21,10 @@ class Reply:
     # Set when the reply asks for a "yes": stored in Conversation.pending_action by the engine.
     pending: dict | None = None
     latency_ms: int | None = None
+    # Buttons that answer a question of the assistant ("which order?"): [{"label": .., "reply": ..}].
+    choices: list[dict] = field(default_factory=list)
+    # Product cards the widget draws instead of prose: [{"title", "price", "url", "availability", ...}].
+    cards: list[dict] = field(default_factory=list)
 
 
 def source(kind: str, title: str, url: str) -> dict:

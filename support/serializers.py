@@ -10,13 +10,13 @@ from .models import Conversation, Message
 
 
 class MessageSerializer(serializers.ModelSerializer):
-    """{id, sender, kind, text, sources, created_at, feedback, actions}; needs context["conversation"]."""
+    """{id, sender, kind, text, sources, cards, created_at, feedback, actions}; needs context["conversation"]."""
 
     actions = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
-        fields = ["id", "sender", "kind", "text", "sources", "created_at", "feedback", "actions"]
+        fields = ["id", "sender", "kind", "text", "sources", "cards", "created_at", "feedback", "actions"]
         read_only_fields = fields
 
     def get_actions(self, message: Message) -> list[dict]:
@@ -27,6 +27,8 @@ class MessageSerializer(serializers.ModelSerializer):
 def conversation_payload(conversation: Conversation, messages: list[Message], *, token: bool = True) -> dict:
     data = {
         "status": conversation.status,
+        # While waiting for a person: {place, waiting, estimate_minutes, text}; null otherwise.
+        "wait": services.wait_info(conversation),
         "messages": MessageSerializer(messages, many=True, context={"conversation": conversation}).data,
     }
     if token:
@@ -43,6 +45,9 @@ class MessageCreateSerializer(serializers.Serializer):
             "max_length": f"Messages can be at most {services.MAX_TEXT_CHARS} characters.",
         },
     )
+    # Optional: the widget's id for this send; a retry with the same id is not stored twice.
+    client_ref = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$", required=False, allow_blank=True, default="",
+                                       error_messages={"invalid": "client_ref is 1-64 letters, digits, - or _."})
 
 
 class FeedbackSerializer(serializers.Serializer):

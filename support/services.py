@@ -35,7 +35,9 @@ from .assistant import (  # noqa: F401
     record_feedback,
     record_satisfaction,
     reply_to,
+    return_to_assistant,
     start_conversation,
+    wait_info,
 )
 from .knowledge import (  # noqa: F401
     KnowledgeHit,

@@ -158,3 +158,114 @@ def test_agent_reply_appears_in_the_open_widget_after_a_hand_off(live_server, br
     assert console.locator(f'tr[data-conversation="{conversation.pk}"]').is_visible()
     assert console.locator('[data-count="assigned"]').inner_text() == "1"
     console.screenshot(path=str(tmp_path / "support-queue.png"), full_page=True)
+
+
+def _signed_in_page(browser, live_server, user):
+    """A page whose browser carries the user's session (logged in through Django's test client)."""
+    session = Client()
+    session.force_login(user)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(30_000)
+    page.context.add_cookies([{"name": django_settings.SESSION_COOKIE_NAME,
+                               "value": session.cookies[django_settings.SESSION_COOKIE_NAME].value,
+                               "url": live_server.url}])
+    return page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_waiting_for_a_person_shows_the_place_and_goes_back_to_the_assistant(live_server, browser, tmp_path):
+    from support import services
+
+    seed_knowledge_base()
+    ahead = services.start_conversation(visitor_id="someone-else")
+    services.hand_off(ahead, "asked_for_human")
+    shopper = get_user_model().objects.create_user("wanda", "wanda@example.com", "pw-shopper-123456")
+    page = _signed_in_page(browser, live_server, shopper)
+
+    page.goto(live_server.url + "/")
+    page.locator("#chat-launcher").click()
+    page.locator(".chat-chip", has_text="Talk to a person").click()
+    banner = page.locator(".chat-banner--waiting")
+    banner.wait_for()
+    assert "number 2 in the queue" in banner.inner_text()
+    # One greeting only: the stored one took the place of the one drawn before the first message.
+    assert page.locator(".chat-msg--bot[data-kind=small_talk]").count() == 1
+
+    # Writing while waiting is acknowledged with the wait, not met with silence.
+    ask(page, "Hello? Anyone there?")
+    page.locator(".chat-msg--bot[data-kind=handoff]", has_text="number 2 in the queue").wait_for()
+    page.screenshot(path=str(tmp_path / "support-waiting.png"))
+
+    banner.locator("[data-chat-back]", has_text="Back to the assistant").click()
+    page.locator(".chat-msg--bot", has_text="back with the Aisle assistant").wait_for()
+    page.locator(".chat-banner--waiting").wait_for(state="hidden")
+    assert wait_for(lambda: Conversation.objects.get(user=shopper).status == Conversation.Status.BOT)
+
+    ask(page, "What is your return policy?")
+    answer = page.locator(".chat-msg--bot[data-kind=article]").last
+    answer.wait_for(timeout=60_000)
+    assert answer.locator(".chat-source a").first.get_attribute("href").startswith("/support/help/")
+    page.screenshot(path=str(tmp_path / "support-back-to-assistant.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_item_named_return_is_about_the_order_holding_it(live_server, browser, tmp_path):
+    from shop.models import Order, ReturnRequest
+    from tests.factories import make_product
+    from tests.support_factories import make_order
+
+    seed_knowledge_base()
+    shopper = get_user_model().objects.create_user("rita", "rita@example.com", "pw-shopper-123456")
+    audio = make_category("Headphones & Earbuds")
+    airpods = make_order(shopper, products=[make_product(audio, title="Apple AirPods Pro (2nd generation) with "
+                                                                     "MagSafe Case (USB-C)", brand="Apple")],
+                         status=Order.Status.DELIVERED)
+    make_order(shopper, products=[make_product(make_category("Laptops"), title="Dell XPS 13 Laptop",
+                                               brand="Dell")], status=Order.Status.DELIVERED)
+    newest = make_order(shopper, products=[make_product(make_category("Smart Home"),
+                                                        title="Ring Video Doorbell (2nd Gen)", brand="Ring")],
+                        status=Order.Status.CANCELLED)
+    page = _signed_in_page(browser, live_server, shopper)
+
+    page.goto(live_server.url + "/support/")
+    ask(page, "I want to return my AirPods")
+    confirm = page.locator(".chat-msg--bot[data-kind=confirm]").last
+    try:
+        confirm.wait_for(timeout=60_000)
+    except Exception:
+        page.screenshot(path=str(tmp_path / "support-item-return-failed.png"))
+        raise
+    text = confirm.locator(".chat-text").inner_text()
+    assert text.startswith(f"Return the Apple AirPods Pro (2nd generation) from order {airpods.number}?")
+    assert newest.number not in text
+    page.locator(".chat-chip", has_text="Yes, start the return").click()
+    page.locator(".chat-msg--bot[data-kind=action]", has_text="Apple AirPods Pro (2nd generation)").wait_for()
+    assert wait_for(lambda: ReturnRequest.objects.filter(order=airpods).count() == 1)
+    assert ReturnRequest.objects.count() == 1
+    page.screenshot(path=str(tmp_path / "support-item-return.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_product_answers_are_short_cards_on_the_support_page(live_server, browser_page, tmp_path):
+    from tests.factories import make_product
+
+    page = browser_page
+    seed_knowledge_base()
+    audio = make_category("Headphones")
+    for n in range(3):
+        make_product(audio, title=f"Wireless Headphones Model {n} <b>bold</b>", price="99.00")
+    page.goto(live_server.url + "/support/")
+    ask(page, "I'm looking for wireless headphones")
+    cards = page.locator(".chat-msg--bot .chat-card")
+    cards.first.wait_for(timeout=60_000)
+    assert cards.count() == 3
+    message = page.locator(".chat-msg--bot", has=page.locator(".chat-card")).last
+    text = message.inner_text()
+    # Each title once (on its card, as text: the markup in a title is shown, never parsed), with its price.
+    for n in range(3):
+        assert text.count(f"Wireless Headphones Model {n} <b>bold</b>") == 1
+    assert message.locator(".chat-card b").count() == 0
+    assert message.locator(".chat-card-price").first.inner_text() == "$99.00"
+    assert message.locator(".chat-source--product").count() == 0
+    assert message.locator(".chat-card a").first.get_attribute("href").startswith("/")
+    page.screenshot(path=str(tmp_path / "support-cards.png"))

@@ -191,8 +191,20 @@
   Chat.prototype.adopt = function (conversation) {
     this.token = conversation.token;
     if (conversation.satisfaction) { remember(RATED_KEY + this.token, "1"); }
-    this.renderAll(conversation.messages || []);
-    this.setStatus(conversation.status);
+    var messages = conversation.messages || [];
+    // The greeting is shown once: a new conversation's stored greeting takes the place of the one
+    // drawn locally before the shopper wrote (it used to be drawn again, after their first message).
+    var welcome = this.log.querySelector(".chat-msg--welcome");
+    if (welcome && messages.length && messages[0].sender === "bot" && messages[0].kind === "small_talk") {
+      var greeting = messages[0];
+      welcome.querySelector(".chat-text").textContent = greeting.text;
+      welcome.setAttribute("data-message-id", greeting.id);
+      welcome.classList.remove("chat-msg--welcome");
+      this.seen[greeting.id] = true;
+      if (greeting.id > this.lastId) { this.lastId = greeting.id; }
+    }
+    this.renderAll(messages);
+    this.setStatus(conversation.status, conversation.wait);
   };
 
   Chat.prototype.ensureConversation = function () {
@@ -207,10 +219,17 @@
   };
 
   // --- sending ----------------------------------------------------------------------------------
-  Chat.prototype.send = function (raw) {
+  // One id per send: a retry of a send whose answer was lost reuses it, so the server stores it once.
+  function sendId() {
+    if (window.crypto && window.crypto.randomUUID) { return window.crypto.randomUUID(); }
+    return Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 12);
+  }
+
+  Chat.prototype.send = function (raw, ref) {
     var chat = this;
     var text = (raw || "").trim();
     if (!text || chat.busy) { return; }
+    ref = ref || sendId();
     chat.busy = true;
     chat.sendButton.disabled = true;
     chat.input.value = "";
@@ -221,7 +240,7 @@
     chat.pending = { item: pending, text: text };
     chat.showTyping(true);
     chat.ensureConversation().then(function () {
-      return chat.request("POST", "conversations/" + chat.token + "/messages/", { text: text });
+      return chat.request("POST", "conversations/" + chat.token + "/messages/", { text: text, client_ref: ref });
     }).then(function (result) {
       if (!result.ok || !result.data) {
         var detail = result.data && (result.data.detail || result.data.text || result.data.error);
@@ -230,7 +249,7 @@
       pending.remove();
       chat.pending = null;
       chat.renderAll(result.data.messages || []);
-      chat.setStatus(result.data.status || chat.status);
+      chat.setStatus(result.data.status || chat.status, result.data.wait);
     }).catch(function (error) {
       chat.pending = null;
       pending.classList.remove("is-pending");
@@ -238,7 +257,7 @@
       var note = el("p", "chat-msg-error", (error && error.message) || "Your message was not sent.");
       var retry = el("button", "chat-retry", "Try again");
       retry.type = "button";
-      retry.addEventListener("click", function () { pending.remove(); chat.send(text); });
+      retry.addEventListener("click", function () { pending.remove(); chat.send(text, ref); });
       note.appendChild(document.createTextNode(" "));
       note.appendChild(retry);
       pending.appendChild(note);
@@ -293,7 +312,12 @@
     }
     var bubble = el("div", "chat-bubble");
     bubble.appendChild(el("p", "chat-text", message.text));
-    var sources = (message.sources || []).filter(function (s) { return s && safeUrl(s.url); });
+    var cards = (message.cards || []).filter(function (c) { return c && safeUrl(c.url); });
+    if (cards.length) { bubble.appendChild(chat.renderCards(cards)); }
+    // A product's card is its link: its source is not listed a second time under it.
+    var sources = (message.sources || []).filter(function (s) {
+      return s && safeUrl(s.url) && !(cards.length && s.type === "product");
+    });
     if (sources.length) {
       var list = el("ul", "chat-sources");
       list.setAttribute("aria-label", "Sources");
@@ -317,6 +341,28 @@
     item.appendChild(footer);
     chat.log.appendChild(item);
     return item;
+  };
+
+  // Product answers: one short card per product (title once, price, availability, link), all as text.
+  Chat.prototype.renderCards = function (cards) {
+    var list = el("ul", "chat-cards");
+    list.setAttribute("aria-label", "Products");
+    cards.forEach(function (card) {
+      var item = el("li", "chat-card");
+      var link = el("a", "chat-card-title", card.title || card.url);
+      link.href = safeUrl(card.url);
+      item.appendChild(link);
+      var facts = el("p", "chat-card-facts");
+      if (card.price) { facts.appendChild(el("span", "chat-card-price", card.price)); }
+      if (card.availability) { facts.appendChild(el("span", "chat-card-stock", card.availability)); }
+      if (typeof card.rating === "number") {
+        facts.appendChild(el("span", "chat-card-rating", "★ " + card.rating.toFixed(1) +
+                             (card.reviews ? " (" + card.reviews + ")" : "")));
+      }
+      item.appendChild(facts);
+      list.appendChild(item);
+    });
+    return list;
   };
 
   Chat.prototype.feedbackButtons = function (message) {
@@ -374,8 +420,10 @@
   };
 
   // --- status, polling --------------------------------------------------------------------------
-  Chat.prototype.setStatus = function (status) {
+  Chat.prototype.setStatus = function (status, wait) {
+    var chat = this;
     this.status = status;
+    this.waitText = wait && wait.text ? wait.text : "";
     this.root.setAttribute("data-chat-status", status || "");
     var texts = {
       waiting: "You're in the queue for a person. Keep browsing — we'll reply right here.",
@@ -383,8 +431,19 @@
       resolved: "This chat is resolved. Write again any time to start a new one."
     };
     if (texts[status]) {
-      this.banner.textContent = texts[status];
+      var text = texts[status];
+      // Waiting: the place in the queue and the recent typical wait, from the server.
+      if (status === "waiting" && wait && wait.text) { text = wait.text + " Keep browsing — we'll reply right here."; }
+      this.banner.textContent = text;
       this.banner.className = "chat-banner chat-banner--" + status;
+      if (status === "waiting") {
+        var back = el("button", "chat-back link-button", "Back to the assistant");
+        back.type = "button";
+        back.setAttribute("data-chat-back", "");
+        back.addEventListener("click", function () { chat.backToAssistant(back); });
+        this.banner.appendChild(document.createTextNode(" "));
+        this.banner.appendChild(back);
+      }
       this.banner.hidden = false;
     } else {
       this.banner.hidden = true;
@@ -397,6 +456,25 @@
       if (!recall(RATED_KEY + this.token)) { this.askRating(); }
     }
     this.schedule();
+  };
+
+  // Leave the queue for a person: the assistant answers the next message again.
+  Chat.prototype.backToAssistant = function (button) {
+    var chat = this;
+    if (!chat.token) { return; }
+    button.disabled = true;
+    chat.request("POST", "conversations/" + chat.token + "/assistant/", {}).then(function (result) {
+      if (result.ok && result.data) {
+        chat.renderAll(result.data.messages || []);
+        chat.setStatus(result.data.status, result.data.wait);
+        chat.input.focus();
+      } else {
+        button.disabled = false;
+        var detail = result.data && result.data.status;
+        if (detail && detail[0]) { chat.banner.textContent = detail[0]; }
+        chat.poll();
+      }
+    }).catch(function () { button.disabled = false; });
   };
 
   // Every ~3 s while a person has the chat (their replies must show up without a reload); every 15 s
@@ -425,7 +503,10 @@
     chat.request("GET", "conversations/" + chat.token + "/messages/?after=" + chat.lastId).then(function (result) {
       if (result.ok && result.data) {
         chat.renderAll(result.data.messages || []);
-        if (result.data.status && result.data.status !== chat.status) { chat.setStatus(result.data.status); }
+        var waitText = result.data.wait ? result.data.wait.text : "";
+        if (result.data.status && (result.data.status !== chat.status || waitText !== chat.waitText)) {
+          chat.setStatus(result.data.status, result.data.wait);
+        }
       }
     }).catch(function () { /* offline for a moment: the next tick tries again */ }).then(function () {
       chat.polling = false;
