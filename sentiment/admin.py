@@ -3,7 +3,15 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import services
-from .models import AspectMention, CategoryAspect, ProductSentiment, ReviewSentiment, ScoringRun, SentimentAlert
+from .models import (
+    AspectMention,
+    CategoryAspect,
+    ProductSentiment,
+    ReviewSentiment,
+    ScoringRun,
+    SentimentAlert,
+    TrainingRun,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -50,7 +58,7 @@ class ReviewSentimentAdmin(ReadOnlyAdmin):
 @admin.register(SentimentAlert)
 class SentimentAlertAdmin(ReadOnlyAdmin):
     list_display = ["product", "status", "negative_share", "baseline", "z_score", "window_reviews", "opened_at",
-                    "ongoing", "reviews"]
+                    "ongoing", "model_version", "reviews"]
     list_filter = ["status", "opened_at"]
     list_select_related = ["product"]
     search_fields = ["product__title"]
@@ -112,4 +120,11 @@ class ProductSentimentAdmin(ReadOnlyAdmin):
 class ScoringRunAdmin(ReadOnlyAdmin):
     list_display = ["pk", "trigger", "status", "model_version", "scored", "batches", "fallbacks", "started_at",
                     "heartbeat_at", "finished_at"]
+    list_filter = ["status", "trigger"]
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(ReadOnlyAdmin):
+    list_display = ["pk", "trigger", "status", "version", "reviews", "clause_rows", "skipped", "rescored",
+                    "started_at", "finished_at"]
     list_filter = ["status", "trigger"]

@@ -167,6 +167,19 @@ def disagreements(filters: DashboardFilters, limit: int = 10, min_gap: float = 1
                 .filter(gap__gte=min_gap).select_related("product", "review").order_by("-gap", "-pk")[:limit])
 
 
+def scorers(filters: DashboardFilters) -> dict:
+    """Which model versions scored the reviews in range (most first), each named as the pages name it,
+    and whether the shop's own model is serving or still training."""
+    from .services import describe_scorer, scorer_status
+
+    status = scorer_status()
+    rows = (in_range(ReviewSentiment.objects, filters).values("model_version").annotate(n=Count("pk"))
+            .order_by("-n", "model_version"))
+    versions = [{**row, **describe_scorer(row["model_version"], status)} for row in rows]
+    return {"serving": status["serving"], "training": status["training"], "versions": versions,
+            "note": versions[0]["note"] if versions else describe_scorer(status["serving"], status)["note"]}
+
+
 def brands() -> list[str]:
     """Brands of the products that have scores (for the brand filter's suggestions)."""
     return sorted(b for b in ProductSentiment.objects.values_list("product__brand", flat=True).distinct() if b)
@@ -190,6 +203,7 @@ class Dashboard:
     worsened: list[dict]
     disagreements: list[ReviewSentiment]
     alerts: list[SentimentAlert]
+    scorers: dict = field(default_factory=dict)
     charts: dict = field(default_factory=dict)
 
 
@@ -204,7 +218,8 @@ def dashboard(filters: DashboardFilters) -> Dashboard:
     improved, worsened = movers(filters)
     board = Dashboard(filters=filters, totals=totals(filters), timeseries=series, breakdown=groups,
                       group_series=by_group, aspects=aspect_rows, examples=examples, improved=improved,
-                      worsened=worsened, disagreements=disagreements(filters), alerts=open_alerts())
+                      worsened=worsened, disagreements=disagreements(filters), alerts=open_alerts(),
+                      scorers=scorers(filters))
     # Chart data only (rendered with json_script; Chart.js draws text on a canvas, never as HTML).
     board.charts = {
         "timeseries": [{"bucket": row["bucket"].date().isoformat(), "n": row["n"], "avg": row["avg"],

@@ -23,8 +23,15 @@ DEFAULTS: dict[str, Any] = {
     "ALERT_MIN_INCREASE": 0.10,   # absolute rise of the negative share
     "ALERT_Z": 2.33,              # one-sided p < 0.01, two-proportion z-test
     "ALERT_RECOVER_Z": 1.0,       # the episode ends when the rise is no longer even mildly significant
-    "TRAIN_MIN_REVIEWS": 60,
+    "TRAIN_MIN_REVIEWS": 60,     # usable starred reviews before the nightly job trains the shop's first model
     "TRAIN_MAX_REVIEWS": 50000,
+    "TRAIN_EPOCHS": 3,
+    "TRAIN_CLAUSES": True,       # add clause rows weakly labelled from the stars (aspect polarity)
+    "AUTO_TRAIN": True,          # the nightly job trains the first model by itself (on the training queue)
+    "SUMMARY_HALF_LIFE_DAYS": 90,  # a mention's weight in the summary halves every this many days
+    "SUMMARY_RECENT_DAYS": 30,     # "recent reviews" for the summary's rule...
+    "SUMMARY_RECENT_MAX": 20,      # ...at most the latest this many of them...
+    "SUMMARY_RECENT_MIN": 5,       # ...and at least this many before they can overrule the rest
 }
 
 

@@ -109,6 +109,8 @@ class ProductSentiment(models.Model):
     complaints = models.JSONField(default=list, blank=True)
     aspects = models.JSONField(default=dict, blank=True, help_text="aspect -> [positive, neutral, negative]")
     model_version = models.CharField(max_length=120, blank=True)
+    # The latest reviews on their own: {"reviews": n, "low_stars": k, "mostly_low": bool, "complaints": [...]}.
+    recent = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -182,6 +184,8 @@ class SentimentAlert(models.Model):
                                     on_delete=models.SET_NULL)
     note = models.TextField(blank=True)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    model_version = models.CharField(max_length=120, blank=True,
+                                     help_text="The model that scored most of the reviews it counted.")
 
     class Meta:
         ordering = ["-opened_at"]
@@ -192,3 +196,32 @@ class SentimentAlert(models.Model):
 
     def __str__(self) -> str:
         return f"Negative reviews up for product {self.product_id} ({self.status})"
+
+
+class TrainingRun(models.Model):
+    """One fine-tune of the shop's sentiment model on its starred reviews (the pages say "the shop's
+    model is training" while one runs), with the rows it could not use, counted by reason."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        SERVING = "serving", "Finished, serving"
+        NOT_SERVING = "not_serving", "Finished, not serving (did not beat the active version or VADER)"
+        FAILED = "failed", "Failed"
+
+    trigger = models.CharField(max_length=20, default="command")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    reviews = models.PositiveIntegerField(default=0, help_text="Reviews used.")
+    clause_rows = models.PositiveIntegerField(default=0, help_text="Weakly labelled clause rows added.")
+    skipped = models.JSONField(default=dict, blank=True, help_text="Reviews not used, by reason.")
+    version = models.ForeignKey("ml.ModelVersion", null=True, blank=True, related_name="+",
+                                on_delete=models.SET_NULL)
+    rescored = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Sentiment training {self.pk} ({self.status})"

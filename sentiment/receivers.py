@@ -11,10 +11,11 @@ log = logging.getLogger(__name__)
 
 
 def _enqueue(review_id: int) -> None:
-    from .tasks import score_review
+    from shop import services as shop_services
 
     try:
-        score_review.delay(review_id)
+        # Bounded publish; if the broker is down the task waits in the shop's outbox (drained every minute).
+        shop_services.queue_task("sentiment.tasks.score_review", [review_id])
     except Exception:  # noqa: BLE001 - with eager tasks this runs inside the request; the nightly job catches up
         log.exception("Could not score review %s now; the nightly job will", review_id)
 

@@ -57,6 +57,23 @@ def clauses(sentence: str) -> list[str]:
     return [part for part in parts if len(part) > 2]
 
 
+# A clause is classified with its review as context, as one text "clause [SEP] review": BERT
+# tokenizers read "[SEP]" as their separator token, so the fine-tuned encoder sees a sentence pair
+# (the clause first: truncation cuts the context, never the clause). The review-level rows and
+# these clause rows train one model (see clause_training_rows).
+PAIR_SEPARATOR = " [SEP] "
+CONTEXT_CHARS = 400  # about 100 tokens of the review: enough context, and a clause stays cheap to score
+
+
+def clause_input(clause: str, context: str) -> str:
+    return f"{clause}{PAIR_SEPARATOR}{context[:CONTEXT_CHARS]}"
+
+
+def clause_of(unit: str) -> str:
+    """The clause of a clause_input (the whole text otherwise): VADER scores the clause alone."""
+    return unit.split(PAIR_SEPARATOR, 1)[0]
+
+
 _IRREGULAR = {"menus": "menu", "buses": "bus", "accessories": "accessory"}
 _KEEP_S = {"lens", "bass", "gas", "series", "news", "glass", "less", "plus", "bus", "always", "its", "this", "was",
            "has", "is", "us", "as", "yes", "does", "status", "canvas", "chassis", "wireless", "cordless"}
@@ -350,7 +367,7 @@ def vader_polarity(texts: Sequence[str]) -> list[tuple[str, float]]:
     analyzer = _vader()
     out = []
     for text in texts:
-        compound = float(analyzer.polarity_scores(text)["compound"])
+        compound = float(analyzer.polarity_scores(clause_of(text))["compound"])
         label = POSITIVE if compound >= VADER_THRESHOLD else NEGATIVE if compound <= -VADER_THRESHOLD else NEUTRAL
         out.append((label, max(-1.0, min(1.0, compound))))
     return out
@@ -434,7 +451,8 @@ class Engine:
             log.exception("Loading the %s model failed; scoring with %s", task, VADER_VERSION)
             return cls.vader()
         tag = (version_of or default_version_of)(loaded)
-        batch_size, max_length = options.get("batch_size", 32), options.get("max_length", 256)
+        # No batch size by default: ml.classify sizes batches by tokens for the device.
+        batch_size, max_length = options.get("batch_size"), options.get("max_length", 256)
 
         def classify(texts: list[str]) -> list[tuple[str, float]]:
             from ml.inference import classify as ml_classify  # imports torch: only once a model is there
@@ -475,7 +493,7 @@ class Engine:
                     found = vocabulary.find(clause)
                     if found:
                         clause_index = len(units)
-                        units.append(clause)
+                        units.append(clause_input(clause, text))
                         hits.extend((clause_index, aspect, term, sentence) for aspect, term in found)
             plans.append((review_index, hits))
         results: list[tuple[str, float]] = []
@@ -523,3 +541,117 @@ def group_counts(hits: Iterable[tuple[str, str]]) -> dict[str, list[int]]:
     for aspect, label in hits:
         counts[aspect][{POSITIVE: 0, NEUTRAL: 1, NEGATIVE: 2}[label]] += 1
     return dict(counts)
+
+
+# --- training rows -------------------------------------------------------------------------------
+
+# Weak clause labels from stars (stated in the README): a clause of a 1-2 star review whose own
+# words are negative is negative, a clause of a 4-5 star review whose own words are positive is
+# positive; a clause whose words clearly go against its review's stars (a complaint inside a
+# happy review, a concession inside an angry one) takes its words' side; 3-star reviews (mixed
+# by nature), clauses without opinion words and one-word clauses are dropped. "Its own
+# words" = VADER's lexicon on the clause alone (negation and intensifiers included).
+CLAUSE_CUE = 0.05          # words lean the stars' way
+CLAUSE_AGAINST_CUE = 0.3   # words clearly go against the stars
+CLAUSE_MIN_WORDS = 2
+CLAUSES_PER_REVIEW = 3
+
+
+def clause_training_rows(text: str, stars: int) -> list[tuple[str, str]]:
+    """(clause_input(clause, review), label) rows of one review, by the weak-label rules above."""
+    if stars == 3:
+        return []
+    analyzer = _vader()
+    happy = stars >= 4
+    rows: list[tuple[str, str]] = []
+    for sentence in sentences(text):
+        for clause in clauses(sentence):
+            if len(_WORD.findall(clause.lower())) < CLAUSE_MIN_WORDS:
+                continue
+            cue = float(analyzer.polarity_scores(clause)["compound"])
+            if happy:
+                label = POSITIVE if cue >= CLAUSE_CUE else NEGATIVE if cue <= -CLAUSE_AGAINST_CUE else None
+            else:
+                label = NEGATIVE if cue <= -CLAUSE_CUE else POSITIVE if cue >= CLAUSE_AGAINST_CUE else None
+            if label is not None:
+                rows.append((clause_input(clause, text), label))
+    # Against-the-stars clauses first: they are the rarer lesson (the clause, not the context, decides).
+    agree = POSITIVE if happy else NEGATIVE
+    rows.sort(key=lambda row: row[1] == agree)
+    return rows[:CLAUSES_PER_REVIEW]
+
+
+# Other languages are skipped in training: the shop is English-only, and a handful of foreign reviews
+# would only teach noise. A full language identifier is overkill for "is this English": count common
+# function words of English against those of the languages shoppers most often write in instead.
+_ENGLISH_WORDS = frozenset("""the a an and or but is are was were be been it its this that these those i you he she
+we they my your our their me him her us them not no to of in on at for with from by as so very too just
+have has had do does did will would can could should there here what when which who how all more most
+than then also only about after before because if while great good bad""".split())
+_FOREIGN_WORDS = frozenset("""el la los las un una unos es muy y pero con por para que del al lo se su sus mi
+est et le les des du une au aux avec pour pas mais ce cette sont très tres je il elle nous vous
+der die das den dem ein eine einer und ist nicht mit sehr auch ich sie wir für fur auf zu von war
+il lo gli della che non sono molto per con anche ho mio
+o os um uma não nao com muito são sao eu ele
+de het een en niet ook zeer met voor ik""".split())
+
+
+def looks_english(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return False
+    if sum(not ch.isascii() for ch in letters) / len(letters) > 0.2:  # Cyrillic, CJK, Greek, Arabic...
+        return False
+    words = re.findall(r"[^\W\d_]+", text.lower())
+    english = sum(word in _ENGLISH_WORDS for word in words)
+    foreign = sum(word in _FOREIGN_WORDS and word not in _ENGLISH_WORDS for word in words)
+    return not (foreign >= 2 and foreign > english)
+
+
+SKIP_REASONS = ("empty_text", "bad_stars", "other_language")
+
+
+@dataclass
+class TrainingRows:
+    """Texts and labels to fine-tune on: one row per usable review (stars as its label), plus weakly
+    labelled clause rows; the reviews that could not be used, counted by reason."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    reviews: int = 0
+    clause_rows: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+    def summary(self) -> dict:
+        return {"reviews": self.reviews, "clause_rows": self.clause_rows,
+                "skipped": {reason: self.skipped.get(reason, 0) for reason in SKIP_REASONS},
+                "skipped_total": sum(self.skipped.values())}
+
+
+def training_rows(reviews: Iterable[tuple[str | None, str | None, object]], *, clauses_too: bool = True
+                  ) -> TrainingRows:
+    """(title, text, stars) per review -> training rows. Bad rows are skipped and counted, never raised:
+    empty text, stars missing or outside 1-5 (or not a whole number), text not in English."""
+    out = TrainingRows()
+    for title, text, stars in reviews:
+        body = review_text(str(title or ""), str(text or ""))
+        try:
+            whole = int(stars) if stars is not None and float(stars) == int(float(stars)) else None
+        except (TypeError, ValueError):
+            whole = None
+        if not body.strip() or not any(ch.isalnum() for ch in body):
+            out.skipped["empty_text"] += 1
+        elif whole is None or not 1 <= whole <= 5:
+            out.skipped["bad_stars"] += 1
+        elif not looks_english(body):
+            out.skipped["other_language"] += 1
+        else:
+            out.texts.append(body)
+            out.labels.append(star_label(whole))
+            out.reviews += 1
+            if clauses_too:
+                for unit, label in clause_training_rows(body, whole):
+                    out.texts.append(unit)
+                    out.labels.append(label)
+                    out.clause_rows += 1
+    return out

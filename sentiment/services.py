@@ -37,6 +37,7 @@ from .models import (
     ReviewSentiment,
     ScoringRun,
     SentimentAlert,
+    TrainingRun,
 )
 
 log = logging.getLogger(__name__)
@@ -349,7 +350,9 @@ def score_pending(*, batch_size: int | None = None, delay: float | None = None, 
     run.refresh_from_db()
     if touched and alerts:
         check_alerts(product_ids=touched)
-    log.info("Scoring run %s: %d reviews in %d batches with %s", run.pk, run.scored, run.batches, run.model_version)
+    seconds = max((run.finished_at - run.started_at).total_seconds(), 1e-3)
+    log.info("Scoring run %s: %d reviews in %d batches with %s in %.1f s (%.1f reviews/s)", run.pk, run.scored,
+             run.batches, run.model_version, seconds, run.scored / seconds)
     return run
 
 
@@ -360,39 +363,77 @@ def nightly() -> dict:
     pruned = prune_unapproved()
     run = score_pending(trigger="nightly")
     report = check_alerts()
+    training = should_train()
+    if training:  # the shop's first model: trained from its stars, then everything is re-scored with it
+        from .tasks import train_model
+
+        transaction.on_commit(lambda: train_model.delay(None, None, "nightly"))
     return {"run": run.pk, "scored": run.scored, "model_version": run.model_version, "pruned": pruned,
-            "alerts_opened": len(report.opened), "episodes_ended": len(report.ended)}
+            "alerts_opened": len(report.opened), "episodes_ended": len(report.ended), "training": training}
 
 
 # --- product summaries -------------------------------------------------------------------------------
 
 
 def _summary_key(product_id: int) -> str:
-    return f"sentiment:summary:v1:{product_id}"
+    return f"sentiment:summary:v2:{product_id}"
 
 
-def loves_and_complaints(aspects: dict[str, list[int]], *, min_mentions: int | None = None,
-                         top: int = 3) -> tuple[list[str], list[str]]:
-    """aspects: name -> [positive, neutral, negative]. Loves: >= 60% positive mentions;
-    complaints: >= 40% negative (and not a love). Most-mentioned first, then the clearest."""
+def loves_and_complaints(aspects: dict[str, list[float]], *, min_mentions: int | None = None,
+                         top: int = 3, raw: dict[str, list[int]] | None = None) -> tuple[list[str], list[str]]:
+    """aspects: name -> [positive, neutral, negative] (weighted or not). Loves: >= 60% positive;
+    complaints: >= 40% negative (and not a love); each needs min_mentions mentions and two of its own
+    kind, counted in `raw` (the unweighted counts) when the shares are weighted. Most-mentioned
+    first, then the clearest."""
     min_mentions = conf("SUMMARY_MIN_MENTIONS") if min_mentions is None else min_mentions
+    raw = raw or aspects
     loves, complaints = [], []
     for name, (pos, neu, neg) in aspects.items():
+        raw_pos, raw_neu, raw_neg = raw.get(name, (pos, neu, neg))
         total = pos + neu + neg
-        if total < min_mentions:
+        if raw_pos + raw_neu + raw_neg < min_mentions or total <= 0:
             continue
-        if pos >= 2 and pos / total >= 0.6:
+        if raw_pos >= 2 and pos / total >= 0.6:
             loves.append((-pos, -pos / total, name))
-        elif neg >= 2 and neg / total >= 0.4:
+        elif raw_neg >= 2 and neg / total >= 0.4:
             complaints.append((-neg, -neg / total, name))
     return [name for *_, name in sorted(loves)[:top]], [name for *_, name in sorted(complaints)[:top]]
 
 
-def refresh_product_summaries(product_ids: Iterable[int]) -> None:
-    """Recompute ProductSentiment rows (3 queries + 1 upsert for any number of products)."""
+def recency_weight(reviewed_at: dt.datetime, now: dt.datetime) -> float:
+    age_days = max((now - reviewed_at).total_seconds() / 86400, 0.0)
+    return 0.5 ** (age_days / conf("SUMMARY_HALF_LIFE_DAYS"))
+
+
+def recent_state(ratings: list[int], recent_negative: dict[str, int]) -> dict:
+    """The latest reviews on their own: how many, how many of them <= 2 stars, whether that is most of
+    them (with enough of them to say), and the aspects they complain about (most-mentioned first)."""
+    n, low = len(ratings), sum(rating <= 2 for rating in ratings)
+    complaints = [name for name, k in sorted(recent_negative.items(), key=lambda item: (-item[1], item[0]))
+                  if k >= 2][:3]
+    return {"reviews": n, "low_stars": low, "mostly_low": n >= conf("SUMMARY_RECENT_MIN") and low * 2 > n,
+            "complaints": complaints}
+
+
+def summary_rule(loves: list[str], complaints: list[str], recent: dict) -> tuple[list[str], list[str]]:
+    """When the recent reviews are mostly <= 2 stars, what shoppers complain about lately leads the
+    complaints, and "Shoppers love" is never shown without complaints beside it."""
+    if not recent.get("mostly_low"):
+        return loves, complaints
+    complaints = list(dict.fromkeys([*recent["complaints"], *complaints]))[:3]
+    loves = [name for name in loves if name not in complaints] if complaints else []
+    return loves, complaints
+
+
+def refresh_product_summaries(product_ids: Iterable[int], *, now: dt.datetime | None = None) -> None:
+    """Recompute ProductSentiment rows (a fixed number of queries + 1 upsert for any number of products).
+
+    Aspect shares are recency-weighted (a mention's weight halves every SUMMARY_HALF_LIFE_DAYS), and
+    the latest reviews are looked at on their own (summary_rule)."""
     ids = sorted(set(product_ids))
     if not ids:
         return
+    now = now or timezone.now()
     totals = {row["product_id"]: row for row in ReviewSentiment.objects.filter(product_id__in=ids)
               .values("product_id").annotate(
                   n=Count("pk"), pos=Count("pk", filter=Q(label=Label.POSITIVE)),
@@ -403,22 +444,40 @@ def refresh_product_summaries(product_ids: Iterable[int]) -> None:
                                          .values_list("product_id", "model_version").annotate(n=Count("pk"))
                                          .order_by()):
         version_counts[product_id][model_version] = n
-    aspects: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    # The latest reviews of each product within the recent window (stars and ids).
+    recent_since = now - dt.timedelta(days=conf("SUMMARY_RECENT_DAYS"))
+    recent_rows: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for product_id, review_id, rating in (ReviewSentiment.objects.filter(product_id__in=ids,
+                                                                         reviewed_at__gte=recent_since)
+                                          .order_by("product_id", "-reviewed_at", "-pk")
+                                          .values_list("product_id", "review_id", "rating")):
+        if len(recent_rows[product_id]) < conf("SUMMARY_RECENT_MAX"):
+            recent_rows[product_id].append((review_id, rating))
+    recent_ids = {review_id for rows in recent_rows.values() for review_id, _ in rows}
+    raw: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0]))
+    weighted: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0, 0.0]))
+    recent_negative: dict[int, Counter] = defaultdict(Counter)
     slot = {Label.POSITIVE: 0, Label.NEUTRAL: 1, Label.NEGATIVE: 2}
-    for product_id, aspect, label, n in (AspectMention.objects.filter(product_id__in=ids)
-                                         .values_list("product_id", "aspect", "label").annotate(n=Count("pk"))
-                                         .order_by()):
-        aspects[product_id][aspect][slot[label]] += n
+    for product_id, aspect, label, reviewed_at, review_id in (
+            AspectMention.objects.filter(product_id__in=ids)
+            .values_list("product_id", "aspect", "label", "reviewed_at", "sentiment__review_id").iterator()):
+        raw[product_id][aspect][slot[label]] += 1
+        weighted[product_id][aspect][slot[label]] += recency_weight(reviewed_at, now)
+        if label == Label.NEGATIVE and review_id in recent_ids:
+            recent_negative[product_id][aspect] += 1
     rows = []
     for product_id, total in sorted(totals.items()):  # one lock order for concurrent batches: no deadlock
-        counts = {name: list(values) for name, values in aspects[product_id].items()}
-        loves, complaints = loves_and_complaints(counts)
+        counts = {name: list(values) for name, values in raw[product_id].items()}
+        loves, complaints = loves_and_complaints(dict(weighted[product_id]), raw=counts)
+        recent = recent_state([rating for _, rating in recent_rows[product_id]], recent_negative[product_id])
+        recent["mixed"] = len(version_counts[product_id]) > 1  # scored by two versions: re-scoring under way
+        loves, complaints = summary_rule(loves, complaints, recent)
         rows.append(ProductSentiment(
             product_id=product_id, reviews=total["n"], positive=total["pos"], neutral=total["neu"],
             negative=total["neg"], average_score=round(total["avg"] or 0.0, 4), loves=loves, complaints=complaints,
-            aspects=counts, model_version=version_counts[product_id].most_common(1)[0][0]))
+            aspects=counts, model_version=version_counts[product_id].most_common(1)[0][0], recent=recent))
     fields = ["reviews", "positive", "neutral", "negative", "average_score", "loves", "complaints", "aspects",
-              "model_version", "updated_at"]
+              "model_version", "recent", "updated_at"]
     ProductSentiment.objects.bulk_create(rows, update_conflicts=True, unique_fields=["product"], update_fields=fields)
     ProductSentiment.objects.filter(product_id__in=[i for i in ids if i not in totals]).delete()
     keys = [_summary_key(product_id) for product_id in ids]
@@ -436,33 +495,40 @@ def _summary_dict(row: ProductSentiment) -> dict:
         "loves": list(row.loves),
         "complaints": list(row.complaints),
         "aspects": {name: {"positive": c[0], "neutral": c[1], "negative": c[2]} for name, c in row.aspects.items()},
+        "recent": dict(row.recent or {}),
         "model_version": row.model_version,
         "updated_at": row.updated_at.isoformat(),
     }
 
 
 EMPTY_SUMMARY = {"reviews": 0, "positive_share": None, "neutral_share": None, "negative_share": None,
-                 "average_score": None, "loves": [], "complaints": [], "aspects": {}, "model_version": None,
-                 "updated_at": None}
+                 "average_score": None, "loves": [], "complaints": [], "aspects": {}, "recent": {},
+                 "model_version": None, "updated_at": None}
 
 
 def product_summary(product_id: int) -> dict:
-    """The precomputed summary (cached, "none yet" too; no model runs here)."""
+    """The precomputed summary (cached, "none yet" too; no model runs here). A summary scored by VADER,
+    or by two versions at once (mid re-scoring), is cached briefly only: the web processes (each with
+    its own cache in the demo) pick up the re-scored summary soon after the shop's model is promoted."""
     key = _summary_key(product_id)
     summary = cache.get(key)
     if summary is None:
         row = ProductSentiment.objects.filter(product_id=product_id).first()
         summary = _summary_dict(row) if row is not None else dict(EMPTY_SUMMARY)
-        cache.set(key, summary, conf("SUMMARY_CACHE_SECONDS"))
+        settled = not (summary["model_version"] or "").startswith("vader") and not summary["recent"].get("mixed")
+        cache.set(key, summary, conf("SUMMARY_CACHE_SECONDS") if settled else 30)
     return summary
 
 
 def storefront_summary(product_id: int) -> dict | None:
-    """The summary a product page shows: only with enough reviews and something to say."""
+    """The summary a product page shows: only with enough reviews and something to say, and with
+    the scorer that produced it named."""
     summary = product_summary(product_id)
-    if summary["reviews"] < conf("SUMMARY_MIN_REVIEWS") or not (summary["loves"] or summary["complaints"]):
+    recent = summary.get("recent") or {}
+    if summary["reviews"] < conf("SUMMARY_MIN_REVIEWS") or not (
+            summary["loves"] or summary["complaints"] or recent.get("mostly_low")):
         return None
-    return summary
+    return {**summary, "scorer": describe_scorer(summary["model_version"])}
 
 
 def product_summary_for_slug(slug: str) -> tuple[object, dict]:
@@ -572,6 +638,10 @@ def _continue_episode(alert: SentimentAlert, test: ShareTest, now: dt.datetime, 
 
 
 def _open_alert(product_id: int, test: ShareTest, now: dt.datetime) -> SentimentAlert | None:
+    since = now - dt.timedelta(days=conf("ALERT_WINDOW_DAYS") + conf("ALERT_BASELINE_DAYS"))
+    model_version = (ReviewSentiment.objects.filter(product_id=product_id, reviewed_at__gte=since)
+                     .values("model_version").annotate(n=Count("pk")).order_by("-n", "model_version")
+                     .values_list("model_version", flat=True).first()) or ""
     try:
         with transaction.atomic():  # a concurrent check may have opened it: the constraint decides
             alert = SentimentAlert.objects.create(
@@ -580,7 +650,7 @@ def _open_alert(product_id: int, test: ShareTest, now: dt.datetime) -> Sentiment
                 window_negative=test.window_negative, baseline_reviews=test.baseline_n,
                 baseline_negative=test.baseline_negative, window_share=test.window_share,
                 baseline_share=test.baseline_share, z_score=round(test.z, 3), p_value=test.p_value,
-                peak_share=test.window_share, last_checked_at=now)
+                peak_share=test.window_share, last_checked_at=now, model_version=model_version)
     except IntegrityError:
         return None
     log.warning("Sentiment alert %s: product %s negative share %.0f%% vs baseline %.0f%% (z=%.2f)", alert.pk,
@@ -620,12 +690,12 @@ def send_alert_email(alert_id: int) -> bool:
 # --- training ---------------------------------------------------------------------------------------
 
 
-def training_data(max_reviews: int | None = None) -> tuple[list[str], list[str]]:
-    """The shop's approved reviews with their stars as free labels (1-2 negative, 3 neutral, 4-5 positive)."""
+def training_data(max_reviews: int | None = None) -> scoring.TrainingRows:
+    """The shop's approved reviews with their stars as free labels (1-2 negative, 3 neutral, 4-5
+    positive), plus clause rows weakly labelled from the stars (scoring.clause_training_rows).
+    Reviews with empty text, unusable stars or in another language are skipped and counted."""
     rows = shop.reviews_for_scoring().order_by("-created_at", "-pk").values_list("title", "text", "rating")
-    rows = rows[: max_reviews or conf("TRAIN_MAX_REVIEWS")]
-    return ([scoring.review_text(title, text) for title, text, _ in rows],
-            [scoring.star_label(rating) for _, _, rating in rows])
+    return scoring.training_rows(rows[: max_reviews or conf("TRAIN_MAX_REVIEWS")], clauses_too=conf("TRAIN_CLAUSES"))
 
 
 class NotEnoughReviews(ValueError):
@@ -638,14 +708,17 @@ class TrainingOutcome:
     vader_macro_f1: float
     model_macro_f1: float
     serving: bool  # the new version is the active one now
+    run: TrainingRun | None = None
 
     def as_dict(self) -> dict:
         return {"version": self.version.pk, "macro_f1": self.model_macro_f1, "vader_macro_f1": self.vader_macro_f1,
-                "serving": self.serving, "path": self.version.path}
+                "serving": self.serving, "path": self.version.path,
+                "skipped": self.run.skipped if self.run is not None else {}}
 
 
 def vader_on_held_out(texts: list[str], labels: list[str], config: TrainConfig) -> dict:
-    """VADER on the exact held-out split the fine-tune is evaluated on (same seeded stratified split)."""
+    """VADER on the exact held-out split the fine-tune is evaluated on (same seeded stratified split;
+    a clause row is scored on its clause alone)."""
     from ml import metrics
     from ml.finetune import stratified_split
 
@@ -657,36 +730,122 @@ def vader_on_held_out(texts: list[str], labels: list[str], config: TrainConfig) 
     return report
 
 
+def default_train_config() -> TrainConfig:
+    return TrainConfig(epochs=conf("TRAIN_EPOCHS"), max_length=conf("MAX_LENGTH"))
+
+
 def train_model(config: TrainConfig | None = None, *, max_reviews: int | None = None,
-                min_reviews: int | None = None, progress: bool = True) -> TrainingOutcome:
+                min_reviews: int | None = None, progress: bool = True, trigger: str = "command",
+                rescore: bool = False, rescore_batch_size: int | None = None) -> TrainingOutcome:
     """Fine-tune MiniLM on the shop's reviews (stars as labels) through ml.versions; it serves only
-    if it beats both the active version (ml's rule) and VADER on the same held-out reviews."""
-    config = config or TrainConfig(epochs=3, max_length=conf("MAX_LENGTH"))
-    texts, labels = training_data(max_reviews)
-    min_reviews = conf("TRAIN_MIN_REVIEWS") if min_reviews is None else min_reviews
-    if len(texts) < min_reviews or len(set(labels)) < 2:
-        raise NotEnoughReviews(f"Need at least {min_reviews} approved reviews with at least two star classes; "
-                               f"have {len(texts)} ({dict(Counter(labels))}).")
-    version = ml_versions.finetune_classifier(
-        TASK, texts, labels, config=config, progress=progress,
-        data_summary={"source": "approved shop reviews, stars as labels (1-2 negative, 3 neutral, 4-5 positive)"})
-    vader = vader_on_held_out(texts, labels, config)
-    model_f1 = float(version.score or 0.0)
-    same_set = vader["eval_set"] == version.eval_set
-    version.metrics = {**version.metrics, "vader_baseline": vader}
-    version.notes = (f"{version.notes}\nVADER on the same held-out reviews: macro-F1 {vader['macro_f1']:.4f} "
-                     f"(fine-tuned {model_f1:.4f}).").strip()
-    version.save(update_fields=["metrics", "notes"])
-    if not same_set:
-        log.warning("VADER was evaluated on a different held-out set than version %s", version.pk)
-    if version.is_active and model_f1 <= vader["macro_f1"]:
-        # It must beat the baseline to serve; otherwise the previous version (or VADER) stays.
-        ml_versions.rollback(TASK)
-        version.refresh_from_db()
-        version.notes = f"{version.notes}\nNot serving: did not beat VADER.".strip()
-        version.save(update_fields=["notes"])
-    return TrainingOutcome(version=version, vader_macro_f1=vader["macro_f1"], model_macro_f1=model_f1,
-                           serving=version.is_active)
+    if it beats both the active version (ml's rule) and VADER on the same held-out rows.
+
+    A TrainingRun row says meanwhile that the shop's model is training (the pages show it) and keeps
+    the skipped-row counts. rescore: re-score every review with the new version once it serves.
+    """
+    config = config or default_train_config()
+    run = TrainingRun.objects.create(trigger=trigger)
+    cache.delete(STATUS_KEY)
+    try:
+        data = training_data(max_reviews)
+        TrainingRun.objects.filter(pk=run.pk).update(reviews=data.reviews, clause_rows=data.clause_rows,
+                                                     skipped=data.summary()["skipped"])
+        if data.skipped:
+            log.warning("Sentiment training skipped %d reviews: %s", sum(data.skipped.values()), dict(data.skipped))
+        texts, labels = data.texts, data.labels
+        min_reviews = conf("TRAIN_MIN_REVIEWS") if min_reviews is None else min_reviews
+        if data.reviews < min_reviews or len(set(labels)) < 2:
+            raise NotEnoughReviews(f"Need at least {min_reviews} usable approved reviews with at least two star "
+                                   f"classes; have {data.reviews} ({dict(Counter(labels))}; skipped "
+                                   f"{dict(data.skipped)}).")
+        version = ml_versions.finetune_classifier(
+            TASK, texts, labels, config=config, progress=progress,
+            data_summary={"source": "approved shop reviews, stars as labels (1-2 negative, 3 neutral, 4-5 "
+                                    "positive), plus clause rows weakly labelled from the stars",
+                          **data.summary()})
+        vader = vader_on_held_out(texts, labels, config)
+        model_f1 = float(version.score or 0.0)
+        same_set = vader["eval_set"] == version.eval_set
+        version.metrics = {**version.metrics, "vader_baseline": vader}
+        version.notes = (f"{version.notes}\nVADER on the same held-out rows: macro-F1 {vader['macro_f1']:.4f} "
+                         f"(fine-tuned {model_f1:.4f}).").strip()
+        version.save(update_fields=["metrics", "notes"])
+        if not same_set:
+            log.warning("VADER was evaluated on a different held-out set than version %s", version.pk)
+        if version.is_active and model_f1 <= vader["macro_f1"]:
+            # It must beat the baseline to serve; otherwise the previous version (or VADER) stays.
+            ml_versions.rollback(TASK)
+            version.refresh_from_db()
+            version.notes = f"{version.notes}\nNot serving: did not beat VADER.".strip()
+            version.save(update_fields=["notes"])
+    except BaseException as exc:
+        TrainingRun.objects.filter(pk=run.pk).update(status=TrainingRun.Status.FAILED, finished_at=timezone.now(),
+                                                     error=repr(exc)[:2000])
+        cache.delete(STATUS_KEY)
+        raise
+    status = TrainingRun.Status.SERVING if version.is_active else TrainingRun.Status.NOT_SERVING
+    TrainingRun.objects.filter(pk=run.pk).update(status=status, version=version, finished_at=timezone.now())
+    cache.delete(STATUS_KEY)
+    run.refresh_from_db()
+    outcome = TrainingOutcome(version=version, vader_macro_f1=vader["macro_f1"], model_macro_f1=model_f1,
+                              serving=version.is_active, run=run)
+    if rescore and outcome.serving:
+        rescored = score_pending(trigger="promotion", engine=serving_engine(), batch_size=rescore_batch_size)
+        TrainingRun.objects.filter(pk=run.pk).update(rescored=rescored.scored)
+        run.rescored = rescored.scored
+    return outcome
+
+
+def trainable_reviews() -> int:
+    return shop.reviews_for_scoring().count()
+
+
+def should_train(now: dt.datetime | None = None) -> bool:
+    """The nightly job's rule for a shop with no model of its own yet: train once enough starred
+    reviews exist, unless a run is going on or one failed or lost in the last day."""
+    if not conf("AUTO_TRAIN") or ml_versions.active_version(TASK) is not None:
+        return False
+    now = now or timezone.now()
+    if TrainingRun.objects.filter(started_at__gte=now - dt.timedelta(days=1)).exclude(
+            status=TrainingRun.Status.RUNNING, started_at__lt=now - STALE_TRAINING_AFTER).exists():
+        return False
+    return trainable_reviews() >= conf("TRAIN_MIN_REVIEWS")
+
+
+# --- what scored what (for the pages) -----------------------------------------------------------------
+
+STATUS_KEY = "sentiment:scorer-status:v1"
+STALE_TRAINING_AFTER = dt.timedelta(hours=6)
+
+
+def scorer_status() -> dict:
+    """Which scorer serves now, and whether the shop's own model is training (cached briefly)."""
+    status = cache.get(STATUS_KEY)
+    if status is None:
+        active = ml_versions.active_version(TASK)
+        training = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING,
+                                              started_at__gte=timezone.now() - STALE_TRAINING_AFTER).exists()
+        status = {"serving": f"ml:{TASK}:v{active.pk}" if active else scoring.VADER_VERSION, "training": training}
+        cache.set(STATUS_KEY, status, 10)
+    return status
+
+
+def describe_scorer(model_version: str | None, status: dict | None = None) -> dict:
+    """How a page names the model that produced a figure: the shop's own fine-tuned model, or VADER as
+    the fallback (saying whether the shop's model is training)."""
+    status = status or scorer_status()
+    version = model_version or ""
+    fallback = not version or version.startswith("vader")
+    if fallback:
+        note = "scored by VADER (fallback)"
+        if status["training"]:
+            note += " — the shop's model is training"
+        elif status["serving"] != scoring.VADER_VERSION:
+            note += " — re-scoring with the shop's model"
+    else:
+        note = f"scored by the shop's fine-tuned model ({version})"
+    return {"version": version, "fallback": fallback, "training": status["training"], "note": note,
+            "current": version == status["serving"]}
 
 
 def get_product_or_none(slug: str):
@@ -697,7 +856,7 @@ def get_product_or_none(slug: str):
 
 
 def copy_facts(product_id: int) -> dict:
-    """Review aspects for shop's product copy (a source in settings.AISLE_COPY_FACT_SOURCES): what shoppers
+    """Review aspects for merchandising's product copy (it reads them through this facade): what shoppers
     love and complain about, from the precomputed summary, once the product has as many scored reviews as
     the storefront needs to show them (fewer say too little to put in marketing copy)."""
     summary = product_summary(product_id)

@@ -19,6 +19,14 @@ def score_pending(batch_size: int | None = None, delay: float | None = None, lim
     return {"run": run.pk, "scored": run.scored, "batches": run.batches, "model_version": run.model_version}
 
 
+@shared_task(name="sentiment.tasks.resume_stale_runs", acks_late=True)
+def resume_stale_runs() -> dict:
+    """Scheduled every minute: a run whose worker died is marked interrupted and resumed (sentiment/runs.py)."""
+    from . import runs
+
+    return runs.resume_stale_runs()
+
+
 @shared_task(name="sentiment.tasks.nightly", acks_late=True)
 def nightly() -> dict:
     return services.nightly()
@@ -37,11 +45,11 @@ def check_alerts() -> dict:
 
 
 @shared_task(name="sentiment.tasks.train_model", acks_late=True)
-def train_model(config: dict | None = None, max_reviews: int | None = None) -> dict:
+def train_model(config: dict | None = None, max_reviews: int | None = None, trigger: str = "task") -> dict:
     from ml.train_config import TrainConfig
 
     outcome = services.train_model(TrainConfig(**config) if config else None, max_reviews=max_reviews,
-                                   progress=False)
+                                   progress=False, trigger=trigger)
     if outcome.serving:
         score_pending.delay()  # re-score everything with the new version
     return outcome.as_dict()

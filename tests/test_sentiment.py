@@ -85,13 +85,16 @@ def test_posted_reviews_are_scored_by_vader_when_no_model_exists(django_capture_
 
 
 @pytest.mark.django_db
-def test_stars_trained_model_serves_and_scores_what_vader_misses(tiny_models):
+def test_stars_trained_model_serves_and_scores_what_vader_misses(tiny_models, settings):
     product = make_product()
+    settings.AISLE_SENTIMENT = {**settings.AISLE_SENTIMENT, "TRAIN_CLAUSES": False}  # the review-level lesson alone
     by_text = star_reviews(product)
     outcome = services.train_model(GOOD, progress=False)
     version = outcome.version
     assert outcome.serving and version.is_active
+    assert version.data_summary["reviews"] == 50 and version.data_summary["clause_rows"] == 0
     assert version.data_summary["labels"] == {"negative": 20, "neutral": 10, "positive": 20}
+    assert version.data_summary["skipped_total"] == 0
     # Compared with VADER on the very same held-out reviews, and better.
     assert version.metrics["vader_baseline"]["eval_set"] == version.eval_set
     assert outcome.model_macro_f1 > outcome.vader_macro_f1 + 0.3
@@ -160,7 +163,7 @@ def test_training_from_the_real_packaged_minilm_for_a_few_steps(settings, tmp_pa
 
 @pytest.mark.django_db
 def test_train_sentiment_command(tiny_models, capsys):
-    with pytest.raises(CommandError, match="at least 20 approved reviews"):
+    with pytest.raises(CommandError, match="at least 20 usable approved reviews"):
         call_command("train_sentiment", "--no-progress")
     star_reviews(make_product())
     call_command("train_sentiment", "--no-progress", "--epochs", "30", "--batch-size", "4", "--lr", "2e-3",

@@ -22,8 +22,20 @@ class Command(BaseCommand):
         parser.add_argument("--async", dest="run_async", action="store_true",
                             help="enqueue on Celery (the training queue) instead of training here")
         parser.add_argument("--no-progress", action="store_true")
+        parser.add_argument("--rescore", action="store_true",
+                            help="re-score every review with the new version once it serves")
+        parser.add_argument("--demo", action="store_true",
+                            help="the demo's budget: 1 epoch, 128 tokens, the latest 2,000 reviews; re-scores after")
+        parser.add_argument("--trigger", default="command", help="recorded on the training run")
 
     def handle(self, *args, **options):
+        if options["demo"]:
+            from ml.versions import active_version
+
+            if active_version(services.TASK) is not None:
+                self.stdout.write("The shop's sentiment model already serves; not training it again for the demo.")
+                return
+            options.update(epochs=1, max_length=128, max_reviews=options["max_reviews"] or 2000, rescore=True)
         config = {"epochs": options["epochs"], "batch_size": options["batch_size"], "learning_rate": options["lr"],
                   "max_length": options["max_length"], "max_steps": options["max_steps"], "seed": options["seed"],
                   "patience": options["patience"]}
@@ -35,7 +47,10 @@ class Command(BaseCommand):
             return
         try:
             outcome = services.train_model(TrainConfig(**config), max_reviews=options["max_reviews"],
-                                           min_reviews=options["min_reviews"], progress=not options["no_progress"])
+                                           min_reviews=options["min_reviews"], progress=not options["no_progress"],
+                                           trigger=options["trigger"], rescore=options["rescore"],
+                                           # small batches: short write transactions beside the demo's server
+                                           rescore_batch_size=16 if options["demo"] else None)
         except services.NotEnoughReviews as exc:
             raise CommandError(str(exc)) from exc
         version = outcome.version
@@ -43,5 +58,14 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"sentiment v{version.pk}: macro-F1 {outcome.model_macro_f1:.4f} vs VADER {outcome.vader_macro_f1:.4f} on "
             f"{version.metrics.get('test_size')} held-out reviews; {verdict}. Checkpoint: {version.path}"))
-        if outcome.serving:
+        skipped = outcome.run.skipped if outcome.run else {}
+        if any(skipped.values()):
+            self.stdout.write(f"Skipped reviews: {', '.join(f'{k} {v}' for k, v in skipped.items() if v)}.")
+        gate = version.metrics.get("gate", {})
+        if gate.get("active") is not None:
+            self.stdout.write(f"Gate (same {gate['rows']} held-out rows, max_length {gate['max_length']}): "
+                              f"new {gate['candidate']:.4f} vs active v{gate['active_version']} {gate['active']:.4f}.")
+        if outcome.serving and options["rescore"]:
+            self.stdout.write(f"Re-scored {outcome.run.rescored} reviews with {services.scorer_status()['serving']}.")
+        elif outcome.serving:
             self.stdout.write("Run `python manage.py score_sentiment` (or wait for the nightly job) to re-score.")
