@@ -6,7 +6,7 @@ shop's data):
 * collaborative, trained by the scheduled `train_collaborative` task from the behaviour events:
   item-item co-interaction neighbours (`ItemKNN`: shoppers who viewed / carted / bought one item also
   did so with another), order co-occurrence ("bought together"), and an implicit-ALS factor model;
-* content: cosine similarity of the product embeddings (`recommend.embeddings`), which also covers
+* content: cosine similarity of the product embeddings (the search app's `search.services`), which also covers
   products nobody has touched yet;
 * popularity: trending products (behaviour analytics) and the trained interaction counts, used for
   cold start and to fill short rails.
@@ -40,9 +40,9 @@ from django.db.models import Max
 from django.utils import timezone
 
 from behavior import services as behavior
+from search import services as search
 from shop import services as shop
 
-from . import embeddings
 from .algorithms import ImplicitALS, Interactions, ItemKNN, WeightingStats, normalise_scores
 
 log = logging.getLogger(__name__)
@@ -401,6 +401,7 @@ class History:
     categories: dict[int, float] = field(default_factory=dict)       # category -> decayed weight
     bought: set[int] = field(default_factory=set)
     last_viewed: list[int] = field(default_factory=list)             # most recent first
+    sequence: list[int] = field(default_factory=list)                # viewed / carted, oldest first
 
     @property
     def empty(self) -> bool:
@@ -455,8 +456,12 @@ def load_history(*, user=None, visitor_id: str = "", now: dt.datetime | None = N
                 history.actions[pid] = kind
         if kind == "product_viewed" and product_id is not None and product_id not in history.last_viewed:
             history.last_viewed.append(product_id)
+        if kind in ("product_viewed", "rec_clicked", "added_to_cart") and product_id is not None:
+            if not history.sequence or history.sequence[-1] != product_id:
+                history.sequence.append(product_id)
         if category_id is not None:
             history.categories[category_id] = history.categories.get(category_id, 0.0) + ACTION_WEIGHTS[kind] * recency
+    history.sequence.reverse()  # read newest first; the next-item model wants them in order
     # Everything ever bought (not only the window): never recommend it again "for you".
     for properties in events.filter(event_type="order_placed").order_by("-occurred_at").values_list(
             "properties", flat=True)[:200]:
@@ -499,10 +504,10 @@ def _minmax(values: dict[int, float]) -> dict[int, float]:
 
 def content_neighbours(seed_weights: dict[int, float], k: int = 30) -> dict[int, list[tuple[int, float]]]:
     """Per seed product, its k nearest active products by embedding (seeds without a vector: none)."""
-    vectors = embeddings.vectors_of(list(seed_weights))
+    vectors = search.vectors_of(list(seed_weights))
     if not vectors:
         return {}  # no vector: never touch the index (building an empty one would load the embedder)
-    index = embeddings.product_index()
+    index = search.product_index()
     if not len(index):
         return {}
     seeds = list(vectors)

@@ -29,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommend.algorithms import (
+    EASE,
     ContentSimilarity,
     Hybrid,
     ImplicitALS,
@@ -50,6 +51,7 @@ ITEMKNN_GRID = [{"neighbours": n, "shrink": s, "weighting": w}
                 for n in (100, 200) for s in (10.0, 50.0) for w in ("none", "bm25")]
 ALS_GRID = [{"factors": f, "alpha": a, "regularization": a * r}
             for f in (64, 128) for a in (4.0, 10.0) for r in (5.0, 10.0)]
+EASE_GRID = [{"l2": l2} for l2 in (100.0, 200.0, 300.0, 400.0, 500.0, 700.0, 1000.0)]
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -88,6 +90,8 @@ class MovieLens:
     titles: list[str]
     years: list[str]
     genres: list[list[str]]
+    # Per user (matrix row order), their item columns by rating time; ties keep the file's order.
+    sequences: list[list[int]] = field(default_factory=list)
 
     @property
     def matrix(self) -> sp.csr_matrix:
@@ -132,7 +136,14 @@ def load_movielens(folder: Path | None = None) -> MovieLens:
         titles.append(row.get("movie_title", "").strip())
         years.append(row.get("release_year", "").strip())
         genres.append([g for g in row.get("class", "").split() if g and g.lower() != "unknown"])
-    return MovieLens(interactions=interactions, ratings=len(ratings), titles=titles, years=years, genres=genres)
+    timed: dict[int, list[tuple[float, int, int]]] = {}
+    for position, row in enumerate(ratings):
+        user = interactions.user_index[row["user_id"]]
+        stamp = float(row.get("timestamp") or 0.0)
+        timed.setdefault(user, []).append((stamp, position, interactions.item_index[row["item_id"]]))
+    sequences = [[item for _t, _p, item in sorted(timed.get(user, []))] for user in range(len(interactions.user_ids))]
+    return MovieLens(interactions=interactions, ratings=len(ratings), titles=titles, years=years, genres=genres,
+                     sequences=sequences)
 
 
 def content_vectors(data: MovieLens, *, use_embeddings: bool = True) -> tuple[np.ndarray, str]:
@@ -251,12 +262,12 @@ def run_evaluation(seed: int = 42, k: int = 10, *, tune_hyperparameters: bool = 
                    use_embeddings: bool = True, weight_step: float = 0.1, test_fraction: float = 0.2,
                    progress: bool = True, folder: Path | None = None,
                    data: MovieLens | None = None) -> EvaluationReport:
-    """Most-popular, item-kNN, implicit's ALS, content similarity and Aisle's hybrid on one split.
+    """Most-popular, item-kNN, implicit's ALS, EASE^R, content similarity and Aisle's hybrid on one split.
 
     All models run in this process on the same seeded split. With `tune_hyperparameters`, item-kNN's
     and ALS's settings are chosen from small grids on a validation split of the training data
     (otherwise the classes' defaults, themselves chosen that way); the hybrid's weights are always
-    tuned on such a validation split. The test split only scores the final models.
+    tuned on such a validation split, and so is EASE^R's λ. The test split only scores the final models.
     """
     seconds: dict[str, float] = {}
     data = data or load_movielens(folder)
@@ -269,6 +280,12 @@ def run_evaluation(seed: int = 42, k: int = 10, *, tune_hyperparameters: bool = 
     selections: dict[str, dict[str, float]] = {}
     knn_params: dict = {}
     als_params: dict = {"iterations": als_iterations}
+    # EASE^R's only knob, λ, is always chosen on validation (seven closed-form fits, a few seconds).
+    started = time.perf_counter()
+    ease = select_by_validation({repr(p): _factory(EASE, p) for p in EASE_GRID}, train, k=k, seed=seed)
+    ease_params = _lookup(EASE_GRID, ease.best)
+    selections["EASE^R"] = ease.scores
+    seconds["EASE^R λ selection"] = time.perf_counter() - started
     if tune_hyperparameters:
         started = time.perf_counter()
         knn = select_by_validation({repr(p): _factory(ItemKNN, p) for p in ITEMKNN_GRID}, train, k=k, seed=seed,
@@ -277,7 +294,7 @@ def run_evaluation(seed: int = 42, k: int = 10, *, tune_hyperparameters: bool = 
         als = select_by_validation({repr(p): _factory(ImplicitALS, {**p, "iterations": als_iterations, "seed": seed})
                                     for p in ALS_GRID}, train, k=k, seed=seed, progress=progress)
         als_params.update(_lookup(ALS_GRID, als.best))
-        selections = {"item-kNN": knn.scores, "ALS": als.scores}
+        selections.update({"item-kNN": knn.scores, "ALS": als.scores})
         seconds["hyper-parameter selection"] = time.perf_counter() - started
 
     def make_knn() -> ItemKNN:
@@ -286,10 +303,14 @@ def run_evaluation(seed: int = 42, k: int = 10, *, tune_hyperparameters: bool = 
     def make_als() -> ImplicitALS:
         return ImplicitALS(**als_params, seed=seed)
 
+    def make_ease() -> EASE:
+        return EASE(**ease_params)
+
     baselines: list[tuple[str, Callable[[], Recommender]]] = [
         ("most-popular", MostPopular),
         ("item-kNN", make_knn),
         ("ALS (implicit)", make_als),
+        ("EASE^R", make_ease),
         ("content", lambda: ContentSimilarity(vectors)),
     ]
     results: list[AlgorithmResult] = []
@@ -300,8 +321,9 @@ def run_evaluation(seed: int = 42, k: int = 10, *, tune_hyperparameters: bool = 
         fit_seconds = time.perf_counter() - started
         results.append(AlgorithmResult(name, evaluate_recommender(model, test, k), fit_seconds, model.params()))
 
-    components: dict[str, Recommender] = {"item-kNN": make_knn(), "ALS": make_als(),
-                                          "content": ContentSimilarity(vectors), "popular": MostPopular()}
+    # Most-popular is left out of the blend: the tuner gave it weight 0 in every run.
+    components: dict[str, Recommender] = {"EASE^R": make_ease(), "item-kNN": make_knn(), "ALS": make_als(),
+                                          "content": ContentSimilarity(vectors)}
     started = time.perf_counter()
     tuning = tune_hybrid_weights(components, train, k=k, seed=seed, step=weight_step, progress=progress)
     seconds["hybrid weight tuning"] = time.perf_counter() - started
@@ -357,4 +379,145 @@ def format_table(report: EvaluationReport, references: dict[str, float] | None =
     lines.append(f"content vectors: {report.content_source}")
     if report.seconds:
         lines.append("other time: " + ", ".join(f"{name} {value:.1f} s" for name, value in report.seconds.items()))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ next item: leave-last-out protocol
+
+
+@dataclass(frozen=True)
+class NextItemMetrics:
+    """HR@k and NDCG@k of one held-out next item per user, the full catalogue ranked."""
+
+    hit_rate: float
+    ndcg: float
+    users: int
+
+
+def next_item_metrics(scores: np.ndarray, histories: Sequence[Sequence[int]], targets: Sequence[int],
+                      k: int = 10) -> NextItemMetrics:
+    """Rank every item for each user (their history excluded) and score the one true next item.
+
+    HR@k: is it in the top k; NDCG@k: 1 / log2(rank + 2) when it is (one relevant item, so the
+    ideal DCG is 1)."""
+    scores = np.array(scores, dtype=np.float32)
+    for row, history in enumerate(histories):
+        scores[row, list(history)] = -np.inf
+    targets = np.asarray(targets, dtype=np.int64)
+    target_scores = scores[np.arange(len(targets)), targets]
+    # Rank = items scored strictly higher (ties count in the target's favour only by index order).
+    higher = (scores > target_scores[:, None]).sum(axis=1)
+    ties_before = ((scores == target_scores[:, None]) & (np.arange(scores.shape[1])[None, :] < targets[:, None])).sum(1)
+    rank = higher + ties_before
+    hit = rank < k
+    ndcg = np.where(hit, 1.0 / np.log2(rank + 2.0), 0.0)
+    return NextItemMetrics(hit_rate=float(hit.mean()), ndcg=float(ndcg.mean()), users=len(targets))
+
+
+def sequences_matrix(sequences: Sequence[Sequence[int]], n_items: int) -> sp.csr_matrix:
+    """The users x items binary matrix of a set of sequences (row = sequence)."""
+    rows = [row for row, seq in enumerate(sequences) for _ in seq]
+    cols = [item for seq in sequences for item in seq]
+    return sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(sequences), n_items))
+
+
+@dataclass
+class NextItemResult:
+    name: str
+    metrics: NextItemMetrics
+    fit_seconds: float
+    params: dict
+    validation_ndcg: float | None = None
+
+
+@dataclass
+class NextItemReport:
+    users: int
+    items: int
+    k: int
+    results: list[NextItemResult]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def result(self, name: str) -> NextItemResult:
+        return next(row for row in self.results if row.name == name)
+
+
+def run_next_item_evaluation(data: MovieLens | None = None, *, k: int = 10, folder: Path | None = None,
+                             seq_config: dict | None = None, progress: bool = True) -> NextItemReport:
+    """Leave-last-out on MovieLens-100k by rating time: per user, the last item is the test target,
+    the one before it the validation target, everything earlier trains.
+
+    Most-popular, item-kNN and EASE^R are refitted on everything but the test item once their
+    settings are chosen on the validation target; SASRec is trained on the training part with early
+    stopping on the validation target and then reads the history up to the test item (the usual
+    SASRec protocol: it is not retrained with the validation item, which only handicaps it). Every
+    method ranks the full catalogue minus the user's history; the test targets are scored once.
+    """
+    from recommend.sequential import SeqConfig, SequentialRecommender
+
+    data = data or load_movielens(folder)
+    n_items = data.matrix.shape[1]
+    users = [seq for seq in data.sequences if len(seq) >= 3]
+    train_seqs = [seq[:-2] for seq in users]
+    valid_hist, valid_targets = [seq[:-2] for seq in users], [seq[-2] for seq in users]
+    test_hist, test_targets = [seq[:-1] for seq in users], [seq[-1] for seq in users]
+    train_matrix = sequences_matrix(train_seqs, n_items)
+    full_matrix = sequences_matrix(test_hist, n_items)
+    rows = np.arange(len(users))
+    results: list[NextItemResult] = []
+    seconds: dict[str, float] = {}
+
+    def choose(cls: type[Recommender], grid: Sequence[dict]) -> tuple[dict, float]:
+        best = (None, -1.0)
+        for params in grid:
+            model = cls(**params).fit(train_matrix)
+            value = next_item_metrics(model.score(rows), valid_hist, valid_targets, k).ndcg
+            if value > best[1]:
+                best = (params, value)
+        return best
+
+    plain: list[tuple[str, type[Recommender], Sequence[dict]]] = [
+        ("most-popular", MostPopular, [{}]), ("item-kNN", ItemKNN, ITEMKNN_GRID), ("EASE^R", EASE, EASE_GRID)]
+    for name, cls, grid in _progress(plain, progress, desc="next item: baselines", unit="model"):
+        params, validation = choose(cls, grid)
+        model = cls(**params)
+        started = time.perf_counter()
+        model.fit(full_matrix)
+        fit_seconds = time.perf_counter() - started
+        metrics = next_item_metrics(model.score(rows), test_hist, test_targets, k)
+        results.append(NextItemResult(name, metrics, fit_seconds, model.params(), validation))
+
+    config = SeqConfig(n_items=n_items, **(seq_config or {}))
+    model = SequentialRecommender(config)
+
+    def validate(fitted: SequentialRecommender) -> float:
+        return next_item_metrics(fitted.score(valid_hist), valid_hist, valid_targets, k).ndcg
+
+    model.fit(train_seqs, validate=validate, progress=progress)
+    validation = max(value for _epoch, value in model.history) if model.history else None
+    metrics = next_item_metrics(model.score(test_hist), test_hist, test_targets, k)
+    results.append(NextItemResult("SASRec (Aisle)", metrics, model.fit_seconds, model.params(), validation))
+    return NextItemReport(users=len(users), items=n_items, k=k, results=results, seconds=seconds)
+
+
+def format_next_item_table(report: NextItemReport, references: dict[str, tuple[float, float]] | None = None) -> str:
+    """The leave-last-out table; `references` maps a name to published (HR@k, NDCG@k)."""
+    k = report.k
+    lines = [f"MovieLens-100k next item: {report.users} users, {report.items} items; leave-last-out by rating "
+             f"time (validation = the item before it); full catalogue ranked, history excluded"]
+    header = f"{'algorithm':<16}{f'HR@{k}':>8}{f'NDCG@{k}':>9}{'val NDCG':>10}{'fit s':>8}"
+    if references is not None:
+        header += f"{'published HR / NDCG':>22}"
+    lines += [header, "-" * len(header)]
+    for row in report.results:
+        m = row.metrics
+        validation = f"{row.validation_ndcg:.4f}" if row.validation_ndcg is not None else "-"
+        line = f"{row.name:<16}{m.hit_rate:>8.4f}{m.ndcg:>9.4f}{validation:>10}{row.fit_seconds:>8.1f}"
+        if references is not None:
+            ref = references.get(row.name)
+            line += f"{f'{ref[0]:.3f} / {ref[1]:.3f}' if ref else '-':>22}"
+        lines.append(line)
+    for row in report.results:
+        if row.params:
+            lines.append(f"  {row.name}: {row.params}")
     return "\n".join(lines)

@@ -10,8 +10,10 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from behavior import services as behavior
-from recommend import embeddings, engine, services
-from recommend.models import ProductEmbedding
+from recommend import engine, services
+from search import embeddings
+from search import services as search
+from search.models import ProductEmbedding
 from shop import services as shop
 from shop.models import Cart
 
@@ -140,25 +142,43 @@ def test_out_of_stock_products_are_left_out_of_every_rail(client, catalogue):
     assert rail(services.home_rails(visitor_id=vid), "for-you").items
 
 
-def test_a_new_shopper_gets_trending_and_popular_products(client, catalogue):
+def test_a_new_shopper_gets_trending_and_popular_in_category_rails_labelled_as_such(client, catalogue):
     co_views(catalogue)
     services.train_collaborative()
     visitor(client)
     response = client.get(reverse("shop:home"))
-    for_you = rail(response.context["rails"], "for-you")
-    assert for_you.subtitle == "Popular with shoppers right now"
+    rails = response.context["rails"]
+    assert rail(rails, "for-you") is None and rail(rails, "because-you-viewed") is None  # nothing pretends
     h, c = catalogue["h"], catalogue["c"]
-    assert set(ids(for_you)[:4]) == {h[0].pk, h[1].pk, c[0].pk, c[1].pk}  # two shoppers each, the others one
-    assert {item.reason for item in for_you.items} <= {"Popular with shoppers", "Trending now"}
-    assert "Popular with shoppers" in response.content.decode()
+    headphones = rail(rails, f"popular-in-{catalogue['headphones'].pk}")
+    cables = rail(rails, f"popular-in-{catalogue['cables'].pk}")
+    assert headphones.title == "Popular in Headphones" and cables.title == "Popular in Cables"
+    assert ids(headphones)[:2] == [h[0].pk, h[1].pk]  # two shoppers each, the others one
+    assert ids(cables)[:2] == [c[0].pk, c[1].pk]
+    assert {item.reason for item in headphones.items} == {"Popular in Headphones"}
+    html = response.content.decode()
+    assert "Popular in Headphones" in html and f'data-rec-rail="popular-in-{catalogue["cables"].pk}"' in html
 
 
 def test_cold_start_uses_trending_products(catalogue, monkeypatch):
     trending = [catalogue["c"][3].pk, catalogue["h"][2].pk]
     monkeypatch.setattr(engine, "trending_ids", lambda limit=50: trending)
-    for_you = rail(services.home_rails(visitor_id="d" * 32), "for-you")
-    assert ids(for_you) == trending
-    assert {item.reason for item in for_you.items} == {"Trending now"}
+    found = rail(services.home_rails(visitor_id="d" * 32), "trending")
+    assert found.title == "Trending now"
+    assert ids(found) == trending
+    assert {item.reason for item in found.items} == {"Trending now"}
+
+
+def test_a_new_shop_with_no_events_still_gets_labelled_rails(client, catalogue):
+    """No training, no events: the ratings stand in, and the rails still say what they are."""
+    for n, product in enumerate(catalogue["h"]):
+        product.rating_average, product.rating_count = 4.0 + n / 10, 10
+        product.save()
+    visitor(client)
+    response = client.get(reverse("shop:home"))
+    assert response.status_code == 200
+    titles = [r.title for r in response.context["rails"]]
+    assert titles and all(t.startswith(("Trending now", "Popular in", "Popular with shoppers")) for t in titles)
 
 
 def test_browsed_category_popularity_explains_fillers(catalogue):
@@ -173,7 +193,7 @@ def test_browsed_category_popularity_explains_fillers(catalogue):
 
 def test_searches_count_as_interest(catalogue):
     vid = "f" * 32
-    shop.search_products("cable 2", visitor_id=vid)
+    search.search("cable 2", visitor_id=vid)
     for_you = rail(services.home_rails(visitor_id=vid), "for-you")
     assert for_you.items[0].product == catalogue["c"][2]
     assert for_you.items[0].reason == "Because you searched for “cable 2”"
@@ -299,3 +319,68 @@ def test_personal_home_page_stays_cheap(client, catalogue, django_assert_max_num
     with django_assert_max_num_queries(11):  # the page's own 9 + latest event id + the rails' products
         response = client.get(reverse("shop:home"))
     assert rail(response.context["rails"], "for-you").items
+
+
+def test_complements_keep_to_accessories_unless_really_bought_together(client):
+    """The demo's earphones case: one shopper's earbuds-and-guitar order is no reason to pair them;
+    a battery (an accessory category of earbuds) is. Bought together in three orders, the guitar
+    shows, and the reason says it is a different kind of product."""
+    audio = make_category("Audio")
+    earbuds = make_product(make_category("Headphones & Earbuds", parent=audio), title="Sony Earbuds")
+    guitar = make_product(make_category("Musical Instruments", parent=audio), title="Acoustic Guitar")
+    battery = make_product(make_category("Batteries"), title="AA Batteries")
+    buy([earbuds, guitar], visitor_id="1" * 32)
+    buy([earbuds, battery], visitor_id="2" * 32)
+    services.train_collaborative()
+    cart = Cart.objects.create()
+    shop.add_to_cart(cart, earbuds, 1)
+    session = client.session
+    session[shop.CART_SESSION_KEY] = cart.pk
+    session.save()
+    complete = rail(client.get(reverse("shop:cart")).context["rails"], "complete-your-order")
+    assert ids(complete) == [battery.pk]
+    assert complete.items[0].reason == "Often bought with Sony Earbuds"
+    assert guitar.pk not in ids(rail(services.product_rails(earbuds.pk), "bought-together"))
+
+    for n in range(3, 6):
+        buy([earbuds, guitar], visitor_id=str(n) * 32)
+    services.train_collaborative()
+    from django.core.cache import cache
+
+    cache.clear()
+    found = rail(services.product_rails(earbuds.pk), "bought-together")
+    assert ids(found)[0] == guitar.pk
+    assert found.items[0].reason == "Bought with Sony Earbuds in 4 orders, though a different kind of product"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium is installed by `make test`")
+@pytest.mark.django_db(transaction=True)
+def test_first_view_changes_the_next_pages_rail_in_a_real_browser(live_server, browser, catalogue):
+    """A new visitor sees labelled cold-start rails; clicking one (the beacon reports it) and coming
+    back home shows a rail built from that view."""
+    import re
+    import time
+
+    from behavior.models import Event
+
+    co_views(catalogue)
+    services.train_collaborative()
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(20_000)
+    page.goto(live_server.url + "/")
+    assert page.locator("h2", has_text="Popular in Headphones").count() == 1
+    assert page.locator("h2", has_text="Because you viewed").count() == 0
+    first = catalogue["h"][0]
+    card = page.locator(f'#rail-popular-in-{catalogue["headphones"].pk} [data-rec-product="{first.pk}"]').first
+    card.scroll_into_view_if_needed()
+    card.click()
+    page.wait_for_url(re.compile(re.escape(first.get_absolute_url()) + "$"))
+    page.goto(live_server.url + "/")
+    assert page.locator("h2", has_text=f"Because you viewed {first.title}").count() == 1
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not Event.objects.filter(event_type="rec_clicked").exists():
+        page.wait_for_timeout(300)
+    clicked = Event.objects.get(event_type="rec_clicked")
+    assert clicked.product_id == first.pk and clicked.properties["rail"] == f"popular-in-{catalogue['headphones'].pk}"
+    page.close()

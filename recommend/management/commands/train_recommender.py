@@ -15,6 +15,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--days", type=int, default=90, help="how many days of events to learn from")
         parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+        parser.add_argument("--sequential", action="store_true",
+                            help="also train the next-item (SASRec) model, as the nightly training-queue job does")
 
     def handle(self, *args, **options):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -27,3 +29,14 @@ class Command(BaseCommand):
             f"Trained recommender {report['version']} in {report['seconds']} s: {report['shoppers']} shoppers, "
             f"{report['products']} products, {report['interactions']} interactions, {report['orders']} orders"
             f"{', ALS' if report['als'] else ', no ALS (too little data)'}."))
+        if options["sequential"]:
+            seq = services.train_sequential(days=options["days"], progress=not options["no_progress"])
+            if seq is None:
+                raise CommandError("Another next-item training run holds the lock.")
+            if seq["status"] == "trained":
+                self.stdout.write(self.style.SUCCESS(
+                    f"Trained next-item model {seq['version']} in {seq['seconds']} s on {seq['shoppers']} shoppers "
+                    f"({seq['transitions']} transitions, {seq['epochs']} epochs, validation NDCG@10 "
+                    f"{seq['validation_ndcg']})."))
+            else:
+                self.stdout.write(self.style.WARNING(f"No next-item model; popularity stands in: {seq['reason']}"))
