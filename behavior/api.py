@@ -9,9 +9,9 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from config.throttling import AccountAndAddressThrottle
 from shop import services as shop_services
 
 from . import services
@@ -27,7 +27,7 @@ class EventBatchView(APIView):
 
     authentication_classes = [SessionAuthentication]
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AccountAndAddressThrottle]  # by address and account, X-Forwarded-For only if trusted
     throttle_scope = "events"
 
     @extend_schema(

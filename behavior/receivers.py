@@ -3,6 +3,7 @@
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
 
+from search import signals as search_signals
 from shop import services as shop_services
 from shop import signals
 
@@ -69,7 +70,7 @@ def on_review_posted(sender, review, **kwargs) -> None:
                           properties={"rating": review.rating}, **_common(kwargs))
 
 
-@receiver(signals.searched, dispatch_uid="behavior_searched")
+@receiver(search_signals.searched, dispatch_uid="behavior_searched")
 def on_searched(sender, query, result_count, **kwargs) -> None:
     services.record_event(Event.Type.SEARCHED, properties={"query": query, "result_count": result_count},
                           **_common(kwargs))

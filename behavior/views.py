@@ -17,6 +17,7 @@ from typing import Any
 from django import forms
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.auth.decorators import permission_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -293,7 +294,12 @@ SECTIONS: list[tuple[str, str, Callable[[Filters], tuple[Any, Any]]]] = [
 ]
 
 
+# admin_view lets every staff member in; the dashboard shows what shoppers did, so it needs this permission.
+DASHBOARD_PERMISSION = "behavior.view_event"
+
+
 @require_GET
+@permission_required(DASHBOARD_PERMISSION, raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
     tree = shop_services.category_tree()
     form = DashboardFilterForm(request.GET, tree=tree)

@@ -12,10 +12,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_gunicorn(port: int, workers: int, env: dict) -> subprocess.Popen:
+    # `--config /dev/null`: plain sync workers, as the baselines were measured, and not the checkout's
+    # gunicorn.conf.py (picked up from the working directory), whose post_fork warms every model first.
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--workers", str(workers), "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--config", "/dev/null",
+         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--log-level", "warning"],
+        cwd=ROOT, env={"DJANGO_SETTINGS_MODULE": "config.settings", **env},
     )
     for _ in range(120):
         try:

@@ -5,7 +5,10 @@
 1. Ingestion: sustained events/s through POST /api/events/batch (gunicorn, 8 concurrent
    clients, each with its own visitor cookie and CSRF token), at batch sizes 1 (the baseline:
    one request per event), 10 and 100. Every acknowledged event is checked to be in the table
-   exactly once afterwards.
+   exactly once afterwards. Then the storing alone, in this process, batch 100: today's path
+   (bench/events_baseline.py: product rows, a SELECT for stored ids, the ORM's bulk_create)
+   beside the new one (behavior.services.ingest_client_batch: one INSERT ... ON CONFLICT), each
+   also with every batch sent twice (a retry: the second stores nothing).
 2. Dashboard queries with --events rows in the events table: p50/p95 of each analytics
    function over 30 and 90 days, then the same after the retention job has rolled events
    older than 30 days into daily aggregates (the baseline is the raw table).
@@ -148,6 +151,36 @@ CROSS JOIN LATERAL (SELECT CASE WHEN g.r < 0.70 THEN 'product_viewed' WHEN g.r <
 """
 
 
+def service_paths(product_ids: list[int], batches: int) -> dict[str, float]:
+    """events/s of the storing alone (no HTTP), batch 100, today's path beside the new one."""
+    from behavior import services
+    from bench.events_baseline import ingest_client_batch_orm
+
+    def batch(seed: int) -> list[dict]:
+        return [{"id": uuid.uuid4().hex, "type": "rec_shown", "product": product_ids[(seed + i) % len(product_ids)],
+                 "occurred_at": datetime.now(UTC).isoformat(), "properties": {"rail": "bench"}} for i in range(100)]
+
+    paths = {
+        "today's path (ORM)": lambda events: ingest_client_batch_orm(events, visitor_id="bench-service")[0],
+        "one INSERT ... ON CONFLICT": lambda events: services.ingest_client_batch(
+            events, visitor_id="bench-service").stored,
+    }
+    results = {}
+    for name, store in paths.items():
+        for retried in (False, True):
+            work = [batch(n) for n in range(batches)]
+            started = time.perf_counter()
+            stored = 0
+            for events in work:
+                stored += store(events)
+                if retried:
+                    assert store(events) == 0, "a retried batch stored events twice"
+            elapsed = time.perf_counter() - started
+            assert stored == 100 * batches, f"{name}: stored {stored} of {100 * batches}"
+            results[name + (", each batch retried" if retried else "")] = stored / elapsed
+    return results
+
+
 def time_queries(label: str, repeats: int) -> dict[str, tuple[float, float]]:
     from behavior import analytics
 
@@ -184,6 +217,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--port", type=int, default=8078)
+    parser.add_argument("--service-batches", type=int, default=100, help="batches of 100 per in-process path")
     args = parser.parse_args()
 
     env = {**os.environ, "DATABASE_URL": args.database_url, "REDIS_URL": args.redis_url,
@@ -212,6 +246,7 @@ def main() -> None:
         server.wait(timeout=30)
     stored = Event.objects.filter(source="client").count()
     acknowledged = sum(r["acknowledged"] for r in ingestion)
+    service = service_paths(product_ids, args.service_batches)
 
     existing = Event.objects.count()
     missing = max(0, args.events - existing)
@@ -243,6 +278,10 @@ def main() -> None:
     verdict = "exactly once" if stored == acknowledged else "MISMATCH"
     print(f"baseline (1 event per request): {ingestion[0]['events_per_s']:.0f} events/s; "
           f"acknowledged {acknowledged:,}, stored {stored:,} ({verdict})")
+
+    print("\nStoring alone (in this process, PostgreSQL, batch 100, beside today's path):")
+    for name, rate in service.items():
+        print(f"  {name:<45}{rate:>10,.0f} events/s")
 
     print(f"\nDashboard queries, {total:,} events over 120 days ({args.repeats} runs each)")
     print(f"{'query':<26}{'raw p50':>9}{'raw p95':>9}{'rolled p50':>12}{'rolled p95':>12}   ms")

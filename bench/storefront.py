@@ -1,12 +1,19 @@
-"""Storefront load benchmark: requests/s and p50/p95 latency per page at N concurrent clients.
+"""Storefront load benchmark: requests/s and p50/p95 latency per page at N concurrent clients,
+for anonymous visitors and for signed-in shoppers, in one run.
 
-Run against a running server (e.g. `make demo` in another terminal):
+Run against a running server on the same database (e.g. `make demo` in another terminal):
     .venv/bin/python bench/storefront.py --url http://127.0.0.1:8000
 or let it start gunicorn itself on the current settings (DATABASE_URL etc.) with --serve.
 
 Baseline, measured side by side in the same run: /healthz, a request through the same
 server, middleware and database connection that renders no page. The difference is
 what the page itself costs.
+
+Each client is one browser: it keeps its cookies (visitor id, CSRF, session), so after its first
+request it is a returning visitor whose product views feed its own home rails. Signed-in clients
+are bench shoppers (created once, `bench-shopper-N`, each with two products in the cart) whose
+sessions are made directly in the database. Before the anonymous runs every discovered page is
+fetched once, so they measure a warm page cache; the hit share is printed beside each row.
 """
 
 from __future__ import annotations
@@ -53,24 +60,67 @@ def discover_paths(base: str) -> dict[str, list[str]]:
     }
 
 
-def run_page(base: str, paths: list[str], clients: int, seconds: float, seed: int) -> dict:
+def signed_in_sessions(count: int) -> list[str]:
+    """Session ids of `count` bench shoppers (created once, two products in each cart), in this database."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    import logging
+
+    logging.disable(logging.INFO)  # django-axes logs every force_login below
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from shop import services
+
+    products = list(services.active_products().filter(price__isnull=False, stock__gt=5).order_by("pk")[:2])
+    sessions = []
+    for index in range(count):
+        username = f"bench-shopper-{index}"
+        user = get_user_model().objects.filter(username=username).first() or services.create_shopper(
+            username=username, email=f"{username}@example.com", password=None)
+        cart = services.get_cart(type("Request", (), {"user": user, "session": {}})(), create=True)
+        if not cart.items.exists():
+            for product in products:
+                services.add_to_cart(cart, product, 1, user=user)
+        client = Client()
+        client.force_login(user)
+        sessions.append(client.cookies["sessionid"].value)
+    return sessions
+
+
+def _remember(jar: dict[str, str], response: http.client.HTTPResponse) -> None:
+    for header in response.headers.get_all("Set-Cookie") or []:
+        name, _, rest = header.partition("=")
+        jar[name.strip()] = rest.split(";", 1)[0]
+
+
+def run_page(base: str, paths: list[str], clients: int, seconds: float, seed: int,
+             sessions: list[str] | None = None) -> dict:
     parts = urlsplit(base)
     latencies: list[float] = []
     errors = 0
+    cache_states: dict[str, int] = {}
     lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
 
     def client(index: int) -> None:
         nonlocal errors
         rng = random.Random(seed + index)
+        jar = {"sessionid": sessions[index % len(sessions)]} if sessions else {}
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
         mine: list[float] = []
+        states: dict[str, int] = {}
         bad = 0
         while time.perf_counter() < stop_at:
             path = rng.choice(paths)
+            headers = {"Connection": "keep-alive"}
+            if jar:
+                headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
             started = time.perf_counter()
             try:
-                conn.request("GET", path, headers={"Connection": "keep-alive"})
+                conn.request("GET", path, headers=headers)
                 response = conn.getresponse()
                 response.read()
                 if response.status != 200:
@@ -81,10 +131,15 @@ def run_page(base: str, paths: list[str], clients: int, seconds: float, seed: in
                 conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
                 continue
             mine.append(time.perf_counter() - started)
+            _remember(jar, response)
+            state = response.headers.get("X-Page-Cache", "-")
+            states[state] = states.get(state, 0) + 1
         conn.close()
         with lock:
             latencies.extend(mine)
             errors += bad
+            for state, n in states.items():
+                cache_states[state] = cache_states.get(state, 0) + n
 
     threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     started = time.perf_counter()
@@ -95,19 +150,31 @@ def run_page(base: str, paths: list[str], clients: int, seconds: float, seed: in
     elapsed = time.perf_counter() - started
     latencies.sort()
     if not latencies:
-        return {"requests": 0, "rps": 0.0, "p50_ms": float("nan"), "p95_ms": float("nan"), "errors": errors}
+        return {"requests": 0, "rps": 0.0, "p50_ms": float("nan"), "p95_ms": float("nan"), "errors": errors,
+                "hits": ""}
     return {
         "requests": len(latencies),
         "rps": len(latencies) / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p95_ms": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] * 1000,
         "errors": errors,
+        "hits": f"{100 * cache_states['hit'] / len(latencies):.0f}%" if "hit" in cache_states else "-",
     }
 
 
+def warm(base: str, pages: dict[str, list[str]]) -> None:
+    """Fetch every page once (anonymous), so the runs measure a warm page cache."""
+    for name, paths in pages.items():
+        if name != "healthz (baseline)":
+            for path in paths:
+                urllib.request.urlopen(base + path, timeout=60).read()
+
+
 def start_server(port: int, workers: int) -> subprocess.Popen:
+    # 20 clients from one address are a load test, not abuse: the search page's per-client limit is lifted.
     env = {**os.environ, "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "0"),
-           "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret")}
+           "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-only-secret"),
+           "AISLE_RATE_SEARCH_PER_MIN": "1000000"}
     return start_gunicorn(port, workers, env)
 
 
@@ -118,8 +185,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per page type")
     parser.add_argument("--serve", action="store_true", help="start gunicorn on --port with the current settings")
     parser.add_argument("--port", type=int, default=8077)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--pages", default="home,category,product,search",
+                        help="comma-separated page types (healthz always runs)")
+    parser.add_argument("--no-signed-in", action="store_true", help="anonymous visitors only")
     args = parser.parse_args()
+    # The bench's sessions are signed with the server's key (start_server's default when --serve).
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-only-secret")
 
     server = None
     base = args.url.rstrip("/")
@@ -131,11 +203,17 @@ def main() -> None:
         server = start_server(args.port, args.workers)
         base = f"http://127.0.0.1:{args.port}"
     try:
-        pages = discover_paths(base)
+        wanted = {"healthz (baseline)", *args.pages.split(",")}
+        pages = {name: paths for name, paths in discover_paths(base).items() if name in wanted}
+        sessions = [] if args.no_signed_in else signed_in_sessions(args.clients)
+        warm(base, pages)
+        runs = [(name, "-" if name.startswith("healthz") else "anonymous", None) for name in pages]
+        runs += [(name, "signed-in", sessions) for name in pages if sessions and not name.startswith("healthz")]
         results = {}
-        for name, paths in tqdm(pages.items(), desc="pages", unit="page"):
-            run_page(base, paths, clients=2, seconds=1.0, seed=0)  # warm caches and connections
-            results[name] = run_page(base, paths, args.clients, args.seconds, seed=1)
+        for name, mode, run_sessions in tqdm(runs, desc="pages", unit="run"):
+            run_page(base, pages[name], clients=2, seconds=1.0, seed=0, sessions=run_sessions)  # connections
+            results[(name, mode)] = run_page(base, pages[name], args.clients, args.seconds, seed=1,
+                                             sessions=run_sessions)
     finally:
         if server is not None:
             server.terminate()
@@ -143,10 +221,12 @@ def main() -> None:
 
     print(f"\nStorefront at {base}: {args.clients} concurrent clients, {args.seconds:.0f} s per page, "
           f"{os.cpu_count()} CPU cores")
-    print(f"{'page':<20}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'errors':>8}")
-    for name, r in results.items():
-        print(f"{name:<20}{r['requests']:>10}{r['rps']:>10.1f}{r['p50_ms']:>10.1f}{r['p95_ms']:>10.1f}{r['errors']:>8}")
-    baseline = results["healthz (baseline)"]
+    print(f"{'page':<20}{'visitor':<11}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p95 ms':>10}{'errors':>8}"
+          f"{'cached':>8}")
+    for (name, mode), r in results.items():
+        print(f"{name:<20}{mode:<11}{r['requests']:>10}{r['rps']:>10.1f}{r['p50_ms']:>10.1f}{r['p95_ms']:>10.1f}"
+              f"{r['errors']:>8}{r['hits']:>8}")
+    baseline = results[("healthz (baseline)", "-")]
     print(f"\nBaseline /healthz: {baseline['rps']:.1f} req/s; each page's cost over it is its own p50 "
           f"minus {baseline['p50_ms']:.1f} ms.")
 

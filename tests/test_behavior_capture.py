@@ -40,7 +40,7 @@ def shopper(client):
 def test_each_storefront_action_records_exactly_one_event(client, shopper, product, django_capture_on_commit_callbacks):
     client.get(product.get_absolute_url())
     client.get(product.category.get_absolute_url())
-    client.get(reverse("shop:search"), {"q": "quiet"})
+    client.get(reverse("search:results"), {"q": "quiet"})
     client.post(reverse("shop:cart_add", args=[product.pk]), {"quantity": "3"})
     line = CartItem.objects.get()
     client.post(reverse("shop:cart_update", args=[line.pk]), {"quantity": "2"})
