@@ -19,19 +19,22 @@ from django.core.paginator import Page, Paginator
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
+from django.utils.functional import SimpleLazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from config.ratelimit import ratelimit
 
-from . import services
+from . import pagecache, services
 from .forms import (
     ADDRESS_FIELDS,
+    AccountDetailsForm,
     CheckoutForm,
     ProductFilterForm,
     QuantityForm,
     ReviewForm,
+    ShopPasswordResetForm,
     SignupForm,
     add_service_errors,
 )
@@ -106,11 +109,15 @@ def _ancestors(category: Category) -> list[Category]:
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "shop/home.html", {
-        "categories": services.top_categories(),
-        "top_rated": services.top_rated_products(HOME_GRID_SIZE),
-        "deals": services.deal_products(HOME_GRID_SIZE),
-    })
+    def render_page(holes: dict) -> tuple[HttpResponse, dict]:
+        return render(request, "shop/home.html", {
+            "categories": services.top_categories(),
+            "top_rated": services.top_rated_products(HOME_GRID_SIZE),
+            "deals": services.deal_products(HOME_GRID_SIZE),
+            **holes,
+        }), {}
+
+    return pagecache.serve(request, render_page)[0]
 
 
 @require_GET
@@ -121,53 +128,62 @@ def category(request: HttpRequest, slug: str) -> HttpResponse:
     # Invalid fields are reported on the page and left out of the filters, so the
     # shopper still sees products and can fix the value.
     filters = form.to_filters(category)
-    products = services.filter_products(filters)
 
-    # Brand counts ignore the brand filter itself, so ticking one brand keeps the others visible.
-    facets = services.brand_facets(services.filter_products(dataclasses.replace(filters, brands=())))
-    listed = {brand for brand, _ in facets}
-    facets += [(brand, 0) for brand in filters.brands if brand not in listed]
+    def render_page(holes: dict) -> tuple[HttpResponse, dict]:
+        products = services.filter_products(filters)
+        # Brand counts ignore the brand filter itself, so ticking one brand keeps the others visible.
+        facets = services.brand_facets(services.filter_products(dataclasses.replace(filters, brands=())))
+        listed = {brand for brand, _ in facets}
+        facets += [(brand, 0) for brand in filters.brands if brand not in listed]
+        page = _paginate(request, products, PRODUCTS_PER_PAGE)
+        active_filter_count = (
+            len(filters.brands) + (filters.min_price is not None) + (filters.max_price is not None) + filters.in_stock
+        )
+        response = render(request, "shop/category.html", {
+            "category": category,
+            "ancestors": _ancestors(category),
+            "subcategories": category.children.all(),
+            "form": form,
+            "filters": filters,
+            "brand_facets": facets,
+            "selected_brands": set(filters.brands),
+            "page_obj": page,
+            "products": page.object_list,
+            "active_filter_count": active_filter_count,
+            **holes,
+        }, status=200 if valid else 400)
+        return response, {"page": page.number, "count": page.paginator.count}
 
-    page = _paginate(request, products, PRODUCTS_PER_PAGE)
+    # On a cache hit the page number and count come from the stored page: the event is the same.
+    response, listing = pagecache.serve(request, render_page)
     user, visitor = _actor(request)
     services.record_listing_view(
-        category, page=page.number, result_count=page.paginator.count, user=user, visitor_id=visitor,
+        category, page=listing["page"], result_count=listing["count"], user=user, visitor_id=visitor,
         filters={"brands": list(filters.brands), "min_price": str(filters.min_price or ""),
                  "max_price": str(filters.max_price or ""), "in_stock": filters.in_stock, "sort": filters.sort},
     )
-    active_filter_count = (
-        len(filters.brands) + (filters.min_price is not None) + (filters.max_price is not None) + filters.in_stock
-    )
-    return render(request, "shop/category.html", {
-        "category": category,
-        "ancestors": _ancestors(category),
-        "subcategories": category.children.all(),
-        "form": form,
-        "filters": filters,
-        "brand_facets": facets,
-        "selected_brands": set(filters.brands),
-        "page_obj": page,
-        "products": page.object_list,
-        "active_filter_count": active_filter_count,
-    }, status=200 if valid else 400)
+    return response
 
 
 def _render_product(request: HttpRequest, product: Product, review_form: ReviewForm | None,
-                    status: int = 200) -> HttpResponse:
+                    status: int = 200, holes: dict | None = None) -> HttpResponse:
     """The product page, shared by the GET view and a rejected review POST."""
     has_reviewed = request.user.is_authenticated and product.reviews.filter(user=request.user).exists()
-    related = (
-        services.filter_products(services.ProductFilters(category=product.category))
-        .exclude(pk=product.pk)[:5]
-    )
+    # Lazy, as the reviews below: evaluated only when its cached fragment is missing.
+    related = SimpleLazyObject(lambda: list(
+        services.filter_products(services.ProductFilters(category=product.category)).exclude(pk=product.pk)[:5]))
+
     return render(request, "shop/product.html", {
         "product": product,
         "ancestors": _ancestors(product.category) + [product.category],
-        "reviews_page": _paginate(request, services.approved_reviews(product), REVIEWS_PER_PAGE, "reviews_page"),
+        # Lazy: the reviews fragment is cached by the page asked for, so a hit counts no reviews.
+        "reviews_page": SimpleLazyObject(
+            lambda: _paginate(request, services.approved_reviews(product), REVIEWS_PER_PAGE, "reviews_page")),
         "review_form": review_form,
         "has_reviewed": has_reviewed,
         "max_quantity": max(1, min(product.stock, MAX_LINE_QUANTITY)),
         "related": related,
+        **(holes or {}),
     }, status=status)
 
 
@@ -176,7 +192,9 @@ def product(request: HttpRequest, slug: str) -> HttpResponse:
     product = _get_product_or_404(slug)
     user, visitor_id = _actor(request)
     services.record_product_view(product, user=user, visitor_id=visitor_id)
-    return _render_product(request, product, ReviewForm() if user else None)
+    return pagecache.serve(
+        request, lambda holes: (_render_product(request, product, ReviewForm() if user else None, holes=holes), {})
+    )[0]
 
 
 @require_POST
@@ -204,19 +222,6 @@ def review(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, "Thanks — your review will appear after moderation")
             return redirect(product.get_absolute_url() + "#reviews")
     return _render_product(request, product, form, status=400)
-
-
-@require_GET
-def search(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:200]
-    user, visitor_id = _actor(request)
-    results = services.search_products(query, user=user, visitor_id=visitor_id)
-    return render(request, "shop/search.html", {
-        "query": query,
-        "results": results,
-        "truncated": results.exact and len(results) >= 48,
-        "categories": services.top_categories() if not results else [],
-    })
 
 
 # --- Cart -----------------------------------------------------------------------------
@@ -315,20 +320,24 @@ def checkout(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         form = CheckoutForm(request.POST)
+        # Minted with the form (hidden field): a double-click or a resubmitted page repeats one key, and
+        # the repeat finds the first order instead of placing a second.
+        key = request.POST.get("idempotency_key", "")
         if form.is_valid():
             if cart is None:
                 form.add_error(None, "Your cart is empty.")
             else:
                 try:
-                    order = services.place_order(
+                    outcome = services.checkout(
                         cart=cart, email=form.cleaned_data["email"], address=form.cleaned_data["address"],
                         card=form.cleaned_data["card"], user=request.user, visitor_id=visitor_id(request),
+                        idempotency_key=key,
                     )
-                except ValidationError as exc:  # includes OutOfStock and PaymentDeclined
+                except ValidationError as exc:  # includes OutOfStock, PaymentDeclined and a malformed key
                     add_service_errors(form, exc)
                 else:
-                    messages.success(request, f"Thank you! Order {order.number} is confirmed and paid.")
-                    return redirect(order)
+                    messages.success(request, f"Thank you! Order {outcome.order.number} is confirmed and paid.")
+                    return redirect(outcome.order)
         status = 400
         lines = services.cart_lines(cart)  # stock or cart may have changed meanwhile
     else:
@@ -336,12 +345,21 @@ def checkout(request: HttpRequest) -> HttpResponse:
             messages.info(request, "Your cart is empty — add something before checking out.")
             return redirect("shop:cart")
         form = CheckoutForm(initial=_checkout_initial(request.user))
+        key = services.new_idempotency_key()
         services.record_checkout_start(cart, lines, **_actor_kwargs(request))
     return render(request, "shop/checkout.html", {
         "form": form,
         "lines": lines,
         "totals": services.cart_totals(lines),
+        "idempotency_key": key if _valid_key(key) else services.new_idempotency_key(),
     }, status=status)
+
+
+def _valid_key(key: str) -> bool:
+    try:
+        return bool(services.clean_idempotency_key(key))
+    except ValidationError:
+        return False
 
 
 @login_required
@@ -388,7 +406,9 @@ def signup(request: HttpRequest) -> HttpResponse:
         except IntegrityError:  # the username was taken between validation and insert
             form.add_error("username", "That username was just taken — please pick another.")
         else:
-            auth_login(request, user)  # fires user_logged_in, which merges the anonymous cart
+            # Fires user_logged_in, which merges the anonymous cart. Two backends (axes watches
+            # sign-ins, ModelBackend signs in): name the one that signs in.
+            auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, f"Welcome to Aisle, {user.username}!")
             return redirect(_safe_next(request, reverse("shop:account")))
     status = 400 if request.method == "POST" else 200
@@ -408,3 +428,68 @@ class ShopLoginView(auth_views.LoginView):
 # Wrapped rather than subclassed: the rate limit sees the request before CSRF and auth.
 login_view = ratelimit("login")(ShopLoginView.as_view())
 logout_view = auth_views.LogoutView.as_view()  # POST only since Django 5.0
+
+
+# --- Account details and passwords --------------------------------------------------------
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def account_details(request: HttpRequest) -> HttpResponse:
+    form = AccountDetailsForm(request.POST or None, instance=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Your details were saved.")
+        return redirect("shop:account")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "shop/account_details.html", {"form": form}, status=status)
+
+
+class ShopPasswordChangeView(auth_views.PasswordChangeView):
+    """Django's own view: checks the old password, validates the new one, keeps this session signed in."""
+
+    template_name = "shop/account_password.html"
+    success_url = reverse_lazy("shop:account")
+
+    def form_valid(self, form) -> HttpResponse:
+        response = super().form_valid(form)
+        messages.success(self.request, "Your password was changed.")
+        return response
+
+    def form_invalid(self, form) -> HttpResponse:
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class ShopPasswordResetView(auth_views.PasswordResetView):
+    """Django's reset request page. Known and unknown addresses get the same redirect to the same page; the
+    e-mail is queued with only the typed address (the task looks the account up), so no account is revealed
+    by the answer or by its timing."""
+
+    form_class = ShopPasswordResetForm
+    template_name = "registration/password_reset_form.html"
+    success_url = reverse_lazy("shop:password_reset_done")
+
+    def form_valid(self, form) -> HttpResponse:
+        from .tasks import send_password_reset
+
+        email, domain, https = form.cleaned_data["email"], self.request.get_host(), self.request.is_secure()
+        transaction.on_commit(lambda: send_password_reset.delay(email, domain, https))
+        return redirect(self.success_url)
+
+    def form_invalid(self, form) -> HttpResponse:
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class ShopPasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "registration/password_reset_confirm.html"
+    success_url = reverse_lazy("shop:password_reset_complete")
+
+    def form_invalid(self, form) -> HttpResponse:
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+account_password = ratelimit("password_change")(ShopPasswordChangeView.as_view())
+password_reset = ratelimit("password_reset")(ShopPasswordResetView.as_view())
+password_reset_done = auth_views.PasswordResetDoneView.as_view(template_name="registration/password_reset_done.html")
+password_reset_confirm = ratelimit("password_reset")(ShopPasswordResetConfirmView.as_view())
+password_reset_complete = auth_views.PasswordResetCompleteView.as_view(
+    template_name="registration/password_reset_complete.html")

@@ -28,9 +28,15 @@ def _no_embedding_on_save(request, settings):
     MiniLM) is queued on save only in tests marked `embeddings`, to keep the others fast."""
     settings.AISLE_EMBED_ON_SAVE = request.node.get_closest_marker("embeddings") is not None
     yield
-    from recommend.embeddings import reset_index
+    from search.embeddings import reset_index
 
     reset_index()
+
+
+@pytest.fixture(autouse=True)
+def _int8_export_when_marked(request, settings):
+    """Promotions export int8 ONNX (seconds per version) only in tests marked `int8`."""
+    settings.AISLE_INT8_EXPORT = request.node.get_closest_marker("int8") is not None
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from search import signals as search_signals
 from shop import services, signals
 from shop.models import Cart, CartItem, CustomerProfile, Order, Product, Review
 from tests.factories import GOOD_ADDRESS, GOOD_CARD, make_category, make_product, make_user
@@ -195,11 +196,11 @@ def test_search_finds_matches_and_sends_signal(client):
     def receiver(sender, query, result_count, **kwargs):
         received.append((query, result_count))
 
-    signals.searched.connect(receiver)
+    search_signals.searched.connect(receiver)
     try:
-        response = client.get(reverse("shop:search"), {"q": "headphones"})
+        response = client.get(reverse("search:results"), {"q": "headphones"})
     finally:
-        signals.searched.disconnect(receiver)
+        search_signals.searched.disconnect(receiver)
 
     assert response.status_code == 200
     assert titles(response, "results") == ["Noise Cancelling Headphones"]
@@ -209,7 +210,7 @@ def test_search_finds_matches_and_sends_signal(client):
 @pytest.mark.parametrize(("q", "text"), [("", "What are you looking for?"), ("zzzz", "We couldn’t find anything")])
 def test_search_empty_states(client, q, text):
     make_category("Toys")
-    response = client.get(reverse("shop:search"), {"q": q})
+    response = client.get(reverse("search:results"), {"q": q})
     assert response.status_code == 200
     assert text in response.content.decode()
     assert response.context["results"] == []
@@ -336,7 +337,7 @@ def test_user_text_is_escaped(client):
     assert "<script>alert(1)</script>" not in content
     assert "&lt;b&gt;bold&lt;/b&gt;" in content
 
-    search = client.get(reverse("shop:search"), {"q": "<script>alert(2)</script>"}).content.decode()
+    search = client.get(reverse("search:results"), {"q": "<script>alert(2)</script>"}).content.decode()
     assert "<script>alert(2)</script>" not in search
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in search
 

@@ -5,7 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from shop import services, signals
+from shop import services
 from shop.models import Cart, CartItem, Order, OrderItem, OrderStatusEvent, Product, Review
 from shop.payments import PaymentDeclined
 from shop.validators import validate_address, validate_card
@@ -158,24 +158,6 @@ def test_one_review_per_user_and_rating_refresh_counts_only_approved(django_capt
         services.moderate_reviews([review.pk], Review.Status.APPROVED)
     product.refresh_from_db()
     assert (product.rating_count, product.rating_average) == (1, Decimal("4.00"))
-
-
-def test_search_sends_searched_signal_with_result_count():
-    category = make_category("Headphones")
-    make_product(category, title="Quiet Wireless Headphones", brand="Sony")
-    make_product(category, title="Loud Speaker", brand="JBL")
-    received = []
-
-    def on_search(sender, **kwargs):
-        received.append(kwargs)
-
-    signals.searched.connect(on_search)
-    try:
-        results = services.search_products("wireless sony")
-    finally:
-        signals.searched.disconnect(on_search)
-    assert [p.title for p in results] == ["Quiet Wireless Headphones"]
-    assert received[0]["query"] == "wireless sony" and received[0]["result_count"] == 1
 
 
 def test_purge_stale_carts_keeps_user_and_recent_carts():

@@ -20,8 +20,8 @@ Phases (each with its own progress bar):
    popular products: a burst of 1-2 star reviews about one aspect, which the sentiment alerts
    should catch. It draws from its own RNG, so phases 1-4 are the same with or without it.
 
-Everything goes through shop.services (or, for searches, the `searched` signal, since
-search_products cannot be back-dated), so the behaviour app records its events as for real
+Everything goes through shop.services (or, for searches, the `search_requested` signal, which the
+search app answers: shop imports no other app), so the behaviour app records its events as for real
 shoppers, with `simulated=True` and the simulated time. Everything is marked simulated.
 """
 
@@ -42,11 +42,20 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from shop import services
+from shop import services, signals
 from shop.models import Cart, CartItem, CustomerProfile, Order, OrderItem, Product, Review
 from shop.payments import CardDetails
 
 from . import texts
+
+
+def _search(query: str, **context) -> list[Product]:
+    """The products the storefront's search finds (the search app answers the signal and records the search);
+    without a search app, the shop's own keyword filter (nothing recorded)."""
+    for _receiver, found in signals.search_requested.send(sender=Product, query=query, simulated=True, **context):
+        if found is not None:
+            return list(found)
+    return list(services.filter_products(services.ProductFilters(query=query))[:48])
 
 USERNAME_PREFIX = "sim-shopper-"
 HISTORY_DAYS = 365
@@ -332,8 +341,7 @@ class Simulator:
         rng = self.rng
         leaf = rng.choice(shopper.tastes) if rng.random() < 0.7 else rng.choice(self.leaf_ids)
         query = self._query(leaf)
-        results = [product.pk for product in services.search_products(
-            query, user=shopper.user, visitor_id=key, occurred_at=at, simulated=True)]
+        results = [product.pk for product in _search(query, user=shopper.user, visitor_id=key, occurred_at=at)]
         self.result.searches += 1
         found = [self.index_of[pk] for pk in results if pk in self.index_of]
         if not found:
