@@ -34,7 +34,9 @@ NAMED_PERMISSIONS = {
     "support_agent:counts": "support.change_conversation",
     "admin:merchandising_needs_copy": "shop.change_product",  # merchandising's page over shop's products
 }
-POST_ONLY = re.compile(r"^(support_agent:(assign|reply|hand_back|resolve|correct_intent)|admin:merchandising_draft_thin)$")
+# Views that act on POST only (a GET is 405 whoever asks), so the walk posts to them.
+POST_ONLY = re.compile(r"^(support_agent:(assign|reply|hand_back|resolve|correct_intent)"
+                       r"|admin:merchandising_draft_thin)$")
 
 
 def admin_area_urls() -> list[tuple[str, str, dict]]:
