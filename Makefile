@@ -47,7 +47,8 @@ demo: $(STAMP)
 	@mkdir -p var; DJANGO_DEBUG=1 setsid nohup $(BIN)/python manage.py train_sentiment --demo --no-progress \
 		--trigger demo > var/demo-train-sentiment.log 2>&1 < /dev/null &
 	@echo "Fine-tuning the shop's sentiment model in the background: tail -f var/demo-train-sentiment.log"
-	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+	@# The search models load before the first request (no shopper waits ~6 s); --noreload so they load once.
+	DJANGO_DEBUG=1 AISLE_SEARCH_WARM_AT_READY=1 $(BIN)/python manage.py runserver --noreload 127.0.0.1:8000
 
 services:
 	bash scripts/ensure-services.sh
