@@ -17,7 +17,9 @@ A draft that fails (timeout, nothing usable) counts against drafts/minute and is
 product the fact sheet cannot support (no bullets, a title over 300 characters, markup in the facts) is
 skipped with its reason and counted apart. The fact check is merchandising's: the copy rules, then
 ml.grounding sentence by sentence. distinct-2 (unique word pairs / all word pairs over a run's drafts) shows
-how far a run's text is from a fill-in-the-blanks template.
+how far a run's text is from a fill-in-the-blanks template; "~template" is the mean rapidfuzz ratio (0-100) of
+each draft to the template draft of its product (the fine-tuning gate refuses a generator above 80).
+--adapter FOLDER (repeatable) drafts the same products with a tuned generator (base + LoRA adapter) as well.
 """
 
 from __future__ import annotations
@@ -73,18 +75,19 @@ def distinct_n(texts: list[str], n: int = 2) -> float | None:
     return round(len(set(grams)) / len(grams), 3) if grams else None
 
 
-def run(label: str, products: list, facts: dict, args, *, engine: str) -> dict:
+def run(label: str, products: list, facts: dict, args, *, engine: str, loaded=None) -> dict:
     from merchandising import services as copywriting
 
-    drafts, failures, flag_kinds, tokens, written_all = [], [], collections.Counter(), 0, []
+    drafts, failures, flag_kinds, tokens, written_all, drafted = [], [], collections.Counter(), 0, [], []
     started = time.perf_counter()
     for product in tqdm(products, desc=label, unit="draft"):
         try:
             written = copywriting.write_copy(facts[product.pk], args.kind, args.tone, args.length, engine=engine,
-                                             timeout=args.timeout)
+                                             timeout=args.timeout, loaded=loaded)
         except copywriting.CopyGenerationError as exc:
             failures.append(str(exc)[:120])
             continue
+        drafted.append(product)
         flags = copywriting.fact_check(written.text, facts[product.pk])
         tokens += written.new_tokens or 0
         flag_kinds.update(flag["kind"] for flag in flags)
@@ -97,6 +100,9 @@ def run(label: str, products: list, facts: dict, args, *, engine: str) -> dict:
         "tokens_per_second": round(tokens / seconds, 1) if tokens and seconds else None,
         "pass_share": round(sum(drafts) / len(drafts), 3) if drafts else None,
         "distinct_2": distinct_n([w["draft"] for w in written_all]),
+        "template_similarity": copywriting.template_similarity(
+            [w["draft"] for w in written_all],
+            [copywriting.template_copy(facts[p.pk], args.kind, args.tone, args.length) for p in drafted]),
         "flag_kinds": dict(flag_kinds.most_common()), "failures": failures[:5], "examples": written_all[:3],
         "all_drafts": written_all,
     }
@@ -113,6 +119,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="per draft, seconds")
     parser.add_argument("--database-url", default="", help="default: a throwaway SQLite file")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--adapter", type=Path, action="append", default=[],
+                        help="a tuned generator's folder (LoRA adapter, manage.py finetune generator): drafted "
+                             "beside the un-tuned model on the same products; may be repeated")
     args = parser.parse_args()
 
     scratch = tempfile.TemporaryDirectory()
@@ -145,16 +154,21 @@ def main() -> None:
               f"and warmed up in {time.perf_counter() - started:.1f} s")
         results.append({**run(f"model on {device}", products, facts, args, engine="model"), "device": device,
                         "model": f"{loaded.source}: {loaded.path.name}"})
+        for adapter in args.adapter:
+            tuned = registry.load_path("generator", adapter, source="adapter")
+            results.append({**run(f"tuned on {device}", products, facts, args, engine="model", loaded=tuned),
+                            "device": device, "model": f"adapter: {adapter}"})
 
     print()
     header = (f"{'engine':<22}{'drafts':>7}{'failed':>7}{'seconds':>9}{'drafts/min':>12}{'tok/s':>7}"
-              f"{'pass share':>12}{'distinct-2':>11}")
+              f"{'pass share':>12}{'distinct-2':>11}{'~template':>10}")
     print(header)
     print("-" * len(header))
     for r in results:
         share = f"{r['pass_share']:.0%}" if r["pass_share"] is not None else "-"
         print(f"{r['label']:<22}{r['drafts']:>7}{r['failed']:>7}{r['seconds']:>9}{r['drafts_per_minute'] or '-':>12}"
-              f"{r['tokens_per_second'] or '-':>7}{share:>12}{r['distinct_2'] or '-':>11}")
+              f"{r['tokens_per_second'] or '-':>7}{share:>12}{r['distinct_2'] or '-':>11}"
+              f"{r['template_similarity'] or '-':>10}")
     for r in results[1:]:
         print(f"\n{r['label']}: flags by kind {r['flag_kinds'] or '{}'}"
               + (f"; failures e.g. {r['failures'][0]}" if r["failures"] else ""))

@@ -29,7 +29,8 @@ IDEMPOTENT_TASKS = (
     "shop.tasks.refresh_product_rating", "shop.tasks.purge_stale_carts", "shop.tasks.drain_outbox",
     "merchandising.tasks.generate_copy_draft", "search.tasks.embed_dirty_products", "ml.tasks.mark_stale_trainings",
 )
-TRAINING_TASKS = ("ml.tasks.finetune", "sentiment.tasks.train_model", "support.tasks.finetune_intents")
+TRAINING_TASKS = ("ml.tasks.finetune", "sentiment.tasks.train_model", "support.tasks.finetune_intents",
+                  "merchandising.tasks.retrain_generator")
 app.conf.task_time_limit = DEFAULT_TIME_LIMIT_S
 app.conf.task_soft_time_limit = DEFAULT_TIME_LIMIT_S - 15
 app.conf.task_annotations = {
@@ -94,6 +95,13 @@ app.conf.beat_schedule = {
     "recommend-train-sequential": {
         "task": "recommend.tasks.train_sequential",
         "schedule": crontab(minute=10, hour=3),
+        "options": {"queue": "training"},
+    },
+    # Merchandising: weekly LoRA retrain of the generator from newly accepted and edited copy drafts on the
+    # `training` queue (skipped, with the reason logged, when too few came in; promoted only past the gate).
+    "merchandising-retrain-generator": {
+        "task": "merchandising.tasks.retrain_generator",
+        "schedule": crontab(minute=0, hour=5, day_of_week="sunday"),
         "options": {"queue": "training"},
     },
     # Support: weekly fine-tune of the intent model on the labelled set plus agent-corrected intents

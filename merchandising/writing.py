@@ -195,8 +195,12 @@ def _generator_name() -> str:
 
 
 def write_copy(facts: CopyFacts, kind: str, tone: str, length: str, *, engine: str = Engine.MODEL,
-               timeout: float | None = None) -> WrittenCopy:
-    """Write one piece of copy (not saved). Raises CopyGenerationError when the model cannot."""
+               timeout: float | None = None, loaded=None, temperature: float = 0.0,
+               seed: int | None = 0) -> WrittenCopy:
+    """Write one piece of copy (not saved). Raises CopyGenerationError when the model cannot.
+
+    loaded: a generator from ml's registry.load_path (a candidate version the fine-tuning gate measures)
+    instead of the served one; temperature/seed: sampled drafts (the grounded training examples)."""
     if engine == Engine.TEMPLATE:
         started = time.perf_counter()
         text = template_copy(facts, kind, tone, length)
@@ -205,10 +209,14 @@ def write_copy(facts: CopyFacts, kind: str, tone: str, length: str, *, engine: s
 
     spec = LENGTHS[kind][length]
     timeout = timeout_s() if timeout is None else timeout
+    # Only what differs from serving is passed on, so the served call stays exactly what it was.
+    options: dict = {"loaded": loaded} if loaded is not None else {}
+    if temperature > 0:
+        options.update(temperature=temperature, seed=seed)
     try:
         generation = ml.generate_detailed(build_messages(facts, kind, tone, length),
                                           max_new_tokens=spec.max_new_tokens, timeout_s=timeout,
-                                          avoid_words=words_to_avoid(facts))
+                                          avoid_words=words_to_avoid(facts), **options)
     except Exception as exc:  # noqa: BLE001 - ModelUnavailable, a broken checkpoint, out of memory...
         raise CopyGenerationError(f"The generator is unavailable: {exc}") from exc
     if generation.stopped_by_timeout:
@@ -217,5 +225,6 @@ def write_copy(facts: CopyFacts, kind: str, tone: str, length: str, *, engine: s
     text = clean_output(generation.text, spec.max_words)
     if len(text.split()) < 3:
         raise CopyGenerationError(f"The generator wrote nothing usable: {generation.text[:200]!r}")
-    return WrittenCopy(text, generation.engine or _generator_name(), generation.seconds, generation.new_tokens)
+    return WrittenCopy(text, generation.engine or (loaded and loaded.path.name) or _generator_name(),
+                       generation.seconds, generation.new_tokens)
 

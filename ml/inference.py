@@ -27,7 +27,7 @@ import torch
 from . import remote
 from .devices import token_budget as device_token_budget
 from .llama_engine import LlamaGenerator
-from .registry import registry
+from .registry import LoadedModel, registry
 
 log = logging.getLogger(__name__)
 
@@ -344,7 +344,8 @@ def avoided_token_sequences(tokenizer, words: Sequence[str]) -> list[list[int]]:
 @torch.inference_mode()
 def generate_detailed(prompt: str | list[dict], *, max_new_tokens: int = 128, temperature: float = 0.0,
                       timeout_s: float = DEFAULT_GENERATION_TIMEOUT_S, task: str = "generator",
-                      seed: int | None = 0, avoid_words: Sequence[str] = ()) -> Generation:
+                      seed: int | None = 0, avoid_words: Sequence[str] = (),
+                      loaded: LoadedModel | None = None) -> Generation:
     """Generate with the model's chat template; output length capped, wall time bounded.
 
     avoid_words: words the output must not contain (constrained decoding, not a filter afterwards),
@@ -352,17 +353,20 @@ def generate_detailed(prompt: str | list[dict], *, max_new_tokens: int = 128, te
 
     With AISLE_GENERATOR_URL set, the generator task runs on that OpenAI-compatible server instead
     (ml.remote: bounded timeouts and retries; avoid_words are left to the caller's checks).
+
+    loaded: a model from registry.load_path (a candidate version under evaluation) instead of the task's
+    served one.
     """
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     max_new_tokens = max(1, min(int(max_new_tokens), MAX_NEW_TOKENS_CAP))
-    server = remote.server_config() if task == "generator" else None
+    server = remote.server_config() if task == "generator" and loaded is None else None
     if server is not None:
         started = time.perf_counter()
         text, tokens, _, model_name = remote.chat(server, messages, max_new_tokens=max_new_tokens,
                                                   temperature=temperature, timeout_s=timeout_s, seed=seed)
         return Generation(text=text, new_tokens=tokens, seconds=time.perf_counter() - started,
                           stopped_by_timeout=False, engine=f"server: {model_name} at {server.base}")
-    loaded = registry.get(task)
+    loaded = loaded or registry.get(task)
     model, tokenizer = loaded.model, loaded.tokenizer
     if isinstance(model, LlamaGenerator):
         text, tokens, seconds, timed_out, _ = model.generate(messages, max_new_tokens=max_new_tokens,

@@ -168,6 +168,11 @@ class ModelRegistry:
         return LoadedModel(task=task, kind=kind, path=candidate.path, source=candidate.source, device=device,
                            model=model, tokenizer=tokenizer, int8=int8, load_seconds=seconds)
 
+    def load_path(self, task: str, path: str | Path, source: str = "trial") -> LoadedModel:
+        """A checkpoint of a task loaded as the registry would serve it, outside the cache: a candidate
+        version is evaluated exactly as it would be served, without replacing what serves now."""
+        return self._load(task, self.kind(task), Candidate(Path(path), source))
+
     def unload(self, task: str | None = None) -> None:
         if task is None:
             self._loaded.clear()
@@ -218,8 +223,12 @@ def load_int8(path: Path, kind: str, model, tokenizer):
 def load_generator(path: Path, device: torch.device):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from . import llama_engine
+    from . import llama_engine, lora
 
+    # A fine-tuned LoRA adapter (ml.lora): its base, then the adapter, on transformers (llama.cpp serves
+    # only the GGUF as it ships).
+    if lora.is_adapter(path):
+        return lora.load_adapter(path, device)
     # On the CPU a GGUF checkpoint (the packaged default) runs as it ships on llama.cpp, several times
     # faster than de-quantised in transformers (bench/ml.py --engines); the model then has no tokenizer here.
     gguf = llama_engine.gguf_file(path)

