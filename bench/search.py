@@ -247,10 +247,15 @@ def hnsw_recall(queries: list[str], k: int = 10) -> tuple[float, str]:
 
 def first_request(url: str) -> dict[str, tuple[float, float, float]]:
     """label -> (seconds to /readyz, first search page, first API search) in a new gunicorn worker."""
+    import subprocess
     import urllib.request
 
     from tests import workers
 
+    # gunicorn runs with DEBUG off, so the pages' static files come from STATIC_ROOT's manifest (a fresh clone has
+    # none until collectstatic has run: every page would answer 500).
+    subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, check=True,
+                   env={**os.environ, "DJANGO_SECRET_KEY": "bench-only", "DATABASE_URL": url})
     found = {}
     for label, warm in (("cold", {"AISLE_WARM_MODELS": "", "AISLE_WARM_SEARCH": "0"}),
                         ("warm (post_fork)", {"AISLE_WARM_MODELS": "embedder", "AISLE_WARM_SEARCH": "1"})):
