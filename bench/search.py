@@ -292,6 +292,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--queries", type=int, default=40, help="timed queries per size")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep-database", action="store_true", help="leave the bench database for profiling")
     parser.add_argument("--first-request-only", action="store_true",
                         help="only part 4, against the existing database at --database-url")
     args = parser.parse_args()
@@ -363,7 +364,8 @@ def main() -> None:
     connection.close()
     print_first_request(first_request(args.database_url))
     print(f"whole run {time.perf_counter() - started:.0f} s")
-    drop_database(args.database_url)
+    if not args.keep_database:
+        drop_database(args.database_url)
 
 
 if __name__ == "__main__":

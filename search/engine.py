@@ -50,6 +50,8 @@ from .query import (
     Chip,
     ParsedQuery,
     Vocabulary,
+    demote_category,
+    named_only_as_modifier,
     normalise_query,
     parse_query,
     promote_category,
@@ -67,6 +69,9 @@ CLICK_WINDOW_DAYS = 30
 CLICK_BOOST = 0.5 / (RRF_K + 1)  # at most half of a top rank's fused score: a nudge, not an override
 CLICK_CACHE_SECONDS = 600
 NOT_BUYABLE_FACTOR = 0.75
+# A query that only names a category asks for the thing itself: products whose titles name it only to say what
+# they are for ("TV Mount" for "tv") come after the ones it heads.
+ACCESSORY_FACTOR = 0.6
 VOCABULARY_TTL = 300  # seconds; also rebuilt when the categories or the embeddings version change
 MAX_KEYWORD_TERMS = 12
 
@@ -357,13 +362,18 @@ def vector_ranking(text: str, queryset: QuerySet, *, restricted: bool, limit: in
                    min_similarity: float | None = None) -> list[int]:
     """Ids of the products nearest the text that the queryset (the slots) allows, best first."""
     min_similarity = VECTOR_MIN_SIMILARITY if min_similarity is None else min_similarity
-    # With slots, look deeper: the nearest products overall may all lie outside the filter.
-    neighbours = vector_neighbours(text, limit * (10 if restricted else 1))
-    neighbours = [(pk, score) for pk, score in neighbours if score >= min_similarity]
-    if not neighbours:
-        return []
-    allowed = set(queryset.filter(pk__in=[pk for pk, _ in neighbours]).values_list("pk", flat=True))
-    return [pk for pk, _ in neighbours if pk in allowed][:limit]
+    # With slots, look deeper: the nearest products overall may all lie outside the filter. Twice the limit first
+    # (a category query's neighbours are mostly inside its category), ten times when that left too few.
+    ranked: list[int] = []
+    for depth in ((2, 10) if restricted else (1,)):
+        neighbours = [(pk, score) for pk, score in vector_neighbours(text, limit * depth) if score >= min_similarity]
+        if not neighbours:
+            return []
+        allowed = set(queryset.filter(pk__in=[pk for pk, _ in neighbours]).values_list("pk", flat=True))
+        ranked = [pk for pk, _ in neighbours if pk in allowed][:limit]
+        if len(ranked) >= limit or len(neighbours) < limit * depth:
+            break  # enough, or the whole catalogue (above the floor) was already looked at
+    return ranked
 
 
 # --- behaviour ------------------------------------------------------------------------------------------------------
@@ -483,6 +493,10 @@ def _decide_soft_categories(parsed: ParsedQuery, vector, snapshot: Catalogue) ->
     if not parsed.soft_categories:
         return set()
     nearest = nearest_categories(vector, snapshot, k=1)
+    if parsed.category and not _agrees(parsed.category, nearest, snapshot) and any(
+            _agrees(slug, nearest, snapshot) for slug in parsed.soft_categories):
+        # The head word has another meaning here ("ipad keyboard" is not a piano): the vector outvotes the parse.
+        demote_category(parsed)
     dropped: set[str] = set()
     for slug in list(parsed.soft_categories):
         if not parsed.category and _agrees(slug, nearest, snapshot):
@@ -502,6 +516,16 @@ def _specific_category_words(parsed: ParsedQuery, snapshot: Catalogue) -> list[s
     left = {w.lower() for w in _WORDS.findall(chip.remaining)}
     return [w for w in dict.fromkeys(_WORDS.findall(parsed.text.lower()))
             if w not in left and w not in STOPWORDS and _stem_word(w) not in named and w.isalpha()]
+
+
+def _category_words(parsed: ParsedQuery) -> list[str]:
+    """The words with which the shopper named the category ("game console", "video doorbell"): they rank inside it."""
+    chip = next((c for c in parsed.chips if c.kind == "category"), None)
+    if chip is None:
+        return []
+    left = {w.lower() for w in _WORDS.findall(chip.remaining)}
+    return [w for w in dict.fromkeys(_WORDS.findall(parsed.text.lower()))
+            if w not in left and w not in STOPWORDS and w.isalpha()]
 
 
 def _stem_word(word: str) -> str:
@@ -536,7 +560,9 @@ def search(text: str, *, limit: int = 48) -> SearchOutcome:
     corrections = {**parsed.corrections, **term_fixes}
     parsed.terms = [term_fixes.get(term, term) for term in parsed.terms]
     semantic = _semantic_text(parsed, corrections)
-    vector = _query_vector(semantic) if (parsed.terms or parsed.attributes or parsed.soft_categories) else None
+    named_category = any(chip.kind == "category" for chip in parsed.chips)
+    wants_vector = parsed.terms or parsed.attributes or parsed.soft_categories or named_category
+    vector = _query_vector(semantic) if wants_vector else None
     dropped = _decide_soft_categories(parsed, vector, snapshot)
     terms = parsed.terms
     slots = _slots(parsed, snapshot)
@@ -552,26 +578,39 @@ def search(text: str, *, limit: int = 48) -> SearchOutcome:
                                                 and chip.facet in ("feature", "colour") for word in chip.value.split()]
     keyword: list[int] = []
     ranked_vector: list[int] = []
+    listing: list[int] = []
+    in_category = slots.category_ids is not None
+    # Inside a named category the filter already keeps unrelated products out, so the vector ranks all of it (no
+    # similarity floor): "television" puts TVs above the TV mounts that share the category, and a category-only
+    # query ("game console") is ranked by what it says, not by popularity.
+    floor = 0.0 if in_category else None
+    if restricted and not terms and not parsed.attributes and (vector is None or not in_category):
+        # Only slots that no vector can rank ("sony under $200", or search is keyword-only): the filtered listing,
+        # most reviewed first.
+        listing = list(candidates.order_by(*shop.SORTS["relevance"]).values_list("pk", flat=True)[:CANDIDATES])
     if keyword_terms:
         keyword = keyword_ranking(candidates, keyword_terms)
-        ranked_vector = vector_ranking(semantic, candidates, restricted=restricted) if vector is not None else []
-    elif restricted:  # only slots ("sony headphones under $200", "4k tv"): the filtered listing, most reviewed first
-        keyword = list(candidates.order_by(*shop.SORTS["relevance"]).values_list("pk", flat=True)[:CANDIDATES])
+    if vector is not None and (keyword_terms or in_category):
+        ranked_vector = vector_ranking(semantic, candidates, restricted=restricted, min_similarity=floor)
     outcome.mode = "hybrid" if ranked_vector else "keyword"
 
     if not restricted and terms and vector is not None and _nothing_close(terms, vector):
         return _not_found(outcome, vector, snapshot)
 
-    rankings = [keyword, ranked_vector]
-    if specific and not terms and not parsed.attributes:
-        # Only the category's own words ("television", "doorbell"): they rank, the category's listing keeps the
-        # products that do not repeat the word ("TV") in the running.
-        rankings.append(list(candidates.order_by(*shop.SORTS["relevance"]).values_list("pk", flat=True)[:CANDIDATES]))
-    fused = reciprocal_rank_fusion([r for r in rankings if r])
+    only_category = in_category and not terms and not parsed.attributes
+    fused = reciprocal_rank_fusion([ranking for ranking in (keyword, ranked_vector, listing) if ranking])
     if fused and vector is not None and len(keyword_terms) > 1:
         fused = _without_junk(fused, vector, candidates, keyword_terms)
+    category_words = []
+    if only_category:  # the words typed and the category's own name ("television" is sold as "TV")
+        named = snapshot.categories[parsed.category][1] if parsed.category in snapshot.categories else ""
+        category_words = _category_words(parsed) + [w for w in _WORDS.findall(named.lower()) if w not in STOPWORDS]
     if fused:
         clicks = clicked_for_query(outcome.key)
+        # Only what can still reach the page is loaded: the factors below only lower scores, so a product past
+        # fused rank 3 * limit would reach the page only if twice a page of products above it were demoted; the
+        # click boost raises, so clicked products are always kept.
+        fused = [(pk, score) for position, (pk, score) in enumerate(fused) if position < 3 * limit or pk in clicks]
         products = {p.pk: p for p in shop.get_products([pk for pk, _ in fused])}
         scored = []
         for position, (pk, score) in enumerate(fused):
@@ -581,6 +620,8 @@ def search(text: str, *, limit: int = 48) -> SearchOutcome:
             score += click_boost(clicks.get(pk, 0))
             if not product.is_purchasable:
                 score *= NOT_BUYABLE_FACTOR
+            if category_words and named_only_as_modifier(product.title, category_words):
+                score *= ACCESSORY_FACTOR  # "tv": the TVs before the TV mounts and the mounting service
             scored.append((-score, position, product))
         outcome.products = [product for *_, product in sorted(scored, key=lambda row: row[:2])][:limit]
     if not outcome.products:

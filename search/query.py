@@ -87,6 +87,8 @@ HEAD_BOUNDARIES = frozenset(_DATA["head_boundaries"])
 NOT_HEAD_WORDS = frozenset(_DATA["not_head_words"])
 # "a pair of headphones": the thing counted is the head, not the count.
 QUANTITY_WORDS = frozenset(_DATA["quantity_words"])
+# Words after a product word in a title that hold it rather than replace it ("Laptop Bundle", "Camera System").
+_TITLE_CONTAINERS = QUANTITY_WORDS | frozenset(_DATA["title_container_words"])
 _VOWELS = frozenset("aeiouy")
 
 # --- small helpers -------------------------------------------------------------------------------------------------
@@ -891,6 +893,49 @@ def promote_category(parsed: ParsedQuery, slug: str, vocabulary: Vocabulary) -> 
     info = vocabulary.by_slug.get(slug)
     if info is not None:
         parsed.chips.insert(0, Chip("category", f"Category: {info.name}", slug, _cut(parsed.text, spans)))
+
+
+_TITLE_BREAKS = re.compile(r"\s[-\u2013\u2014|/]\s|[(),;:+\[\]]")
+
+
+def named_only_as_modifier(title: str, words: Iterable[str]) -> bool:
+    """The title names one of the words, but only to say what its product is for or goes with: "tv" in "TV
+    Mounting Service" or "Full-Motion TV Mount", "game" in "Infinity Game Table". False when one of them heads its
+    phrase ("... 4K UHD LED LCD TV", "Series X Console with Controller", "Gaming Laptop Bundle") or none is named;
+    a word right after "for"/"with" ("Kit for Switch") is what the product goes with.
+    The same reading as the query's head noun (_head_token), applied to the title's phrases."""
+    wanted = {_stem(word) for word in words}
+    named = False
+    for segment in _TITLE_BREAKS.split(title):
+        typed = _WORD.findall(segment)
+        tokens = [token.lower() for token in typed]
+        for index, token in enumerate(tokens):
+            if _stem(token) not in wanted:
+                continue
+            named = True
+            if index and tokens[index - 1] in HEAD_BOUNDARIES:
+                continue  # "Kit for Switch": what the product is for
+            # Skipped after it: model and spec words ("Switch OLED", "Pro 2", "TV 4K"), containers ("Bundle").
+            following = next((t for t, raw in zip(tokens[index + 1:], typed[index + 1:], strict=True)
+                              if t.isalpha() and _VOWELS & set(t) and not (raw.isupper() and len(raw) > 1)
+                              and t not in NOT_HEAD_WORDS and t not in _TITLE_CONTAINERS and _stem(t) not in wanted),
+                             None)
+            if following is None or following in HEAD_BOUNDARIES or following in STOPWORDS:
+                return False
+    return named
+
+
+def demote_category(parsed: ParsedQuery) -> None:
+    """Undo the head category ("keyboard" in "ipad keyboard", which the query's vector reads as a tablet accessory,
+    not a piano): no filter, no chip, and the words that named it rank as free text again."""
+    chip = next((c for c in parsed.chips if c.kind == "category"), None)
+    parsed.category = None
+    if chip is None:
+        return
+    parsed.chips = [c for c in parsed.chips if c is not chip]
+    left = {word.lower() for word in _TERM.findall(chip.remaining)}
+    named = [word.lower() for word in _TERM.findall(parsed.text) if word.lower() not in left]
+    parsed.terms = list(dict.fromkeys([*parsed.terms, *(w for w in named if w not in STOPWORDS)]))
 
 
 _CAPACITY = re.compile(r"[0-9.]+(?:gb|tb|mb)(?: ram)?")

@@ -4,7 +4,8 @@ Used for the parser's vocabulary (categories, brands, attributes) and for the ca
 bullets), with the same rules, so one query is never corrected two different ways. Edit distance and similarity
 come from rapidfuzz (optimal string alignment: a swap of two letters counts one).
 
-Rules: no correction under 4 letters, of numbers or of protected ordinary words; the first letter must match;
+Rules: no correction under 4 letters, of numbers, of protected words or of common English words (wordfreq's Zipf
+frequency 4.0 or more: "while", "keep", "away"; typos score under 2, "sonny" 3.6); the first letter must match;
 4 letters allow only a swap or one missing letter, 5-7 letters one edit, 8+ two; ties are broken by similarity
 and a remaining tie means no correction (a guess between two words is worse than none).
 """
@@ -15,9 +16,16 @@ from collections.abc import Iterable
 
 from rapidfuzz.distance import OSA
 from rapidfuzz.fuzz import ratio
+from wordfreq import zipf_frequency
 
 _UNSET = object()
 _CACHE_LIMIT = 4096
+COMMON_WORD_ZIPF = 4.0  # about once per 10^5 words of English text: a word that common is meant as typed
+
+
+def is_common_word(word: str) -> bool:
+    """An ordinary English word that a shopper typed on purpose, never a typo of a catalogue word."""
+    return zipf_frequency(word, "en") >= COMMON_WORD_ZIPF
 
 
 class Corrector:
@@ -49,7 +57,7 @@ class Corrector:
         return found
 
     def _correct(self, word: str) -> str | None:
-        if len(word) < 4 or word in self.known or not word.isalpha():
+        if len(word) < 4 or word in self.known or not word.isalpha() or is_common_word(word):
             return None
         limit = 1 if len(word) < 8 else 2
         letters = set(word)

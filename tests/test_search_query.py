@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from search.query import MAX_QUERY_CHARS, Vocabulary, normalise_query, parse_query
+from search.query import MAX_QUERY_CHARS, Vocabulary, named_only_as_modifier, normalise_query, parse_query
 
 # The demo catalogue's tree (shop/demo/catalogue.py GROUPS), as the search service will pass it.
 GROUPS = [
@@ -313,6 +313,31 @@ def test_corrections_report_the_typed_word_and_the_reading():
 def test_short_and_ordinary_words_are_not_fuzzy_matched(text):
     parsed = parse(text)
     assert (parsed.brand, parsed.corrections) == (None, {})
+
+
+def test_common_english_words_are_never_read_as_typos():
+    parsed = parse("keep my house safe while away")  # "while" is one letter from the colour "white"
+    assert parsed.corrections == {} and parsed.chips == []
+    assert not any("white" in chip.label.lower() for chip in parsed.chips)
+    assert parse("sonny headphones").brand == "Sony"  # a rare word one letter off a brand is still read as it
+
+
+@pytest.mark.parametrize(("title", "words", "modifier"), [
+    ("Handy Premier - TV Mounting Service", ["tv"], True),
+    ('MW Mounts 32" - 90" Full-Motion TV Mount', ["tv"], True),
+    ('Samsung 43" Class - CU7000D Series - 4K UHD LED LCD TV', ["tv"], False),
+    ('LG 77" Class - OLED G3 Series - 4K UHD OLED TV - Allstate 3-Year Protection Plan', ["tvs"], False),
+    ("Xbox Series X 1TB Console with Additional Controller", ["game", "console"], False),
+    ('Arcade1Up Infinity Game Table 32", $100 Game Code Voucher Included', ["game", "console"], True),
+    ('HP 14" Chromebook Laptop Bundle - Intel Celeron', ["laptop"], False),
+    ("Nintendo Switch OLED Bundle", ["switch"], False),
+    ("bionik Pro Kit+ for Switch OLED", ["switch"], True),  # what it is for
+    ("Feit Electric LED 1080P HD Smart Flood Security Light", ["security", "camera"], True),
+    ("Arlo Ultra 2 Spotlight Camera Wire Free Security System 4 pack", ["security", "camera"], False),
+    ("Apple Pencil (2nd Generation)", ["ipad"], False),  # not named at all
+])
+def test_a_title_names_a_word_as_its_head_or_only_as_a_modifier(title, words, modifier):
+    assert named_only_as_modifier(title, words) is modifier
 
 
 def test_exact_matches_win_over_fuzzy_ones():

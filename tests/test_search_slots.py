@@ -196,3 +196,57 @@ def test_a_correction_with_no_hits_is_never_shown(shop_floor):
     outcome = services.search("lenovo qiuet zzqxv")
     assert outcome.corrected_query == "" or outcome.exact
 
+
+
+def _embed_as(monkeypatch, meanings: dict[str, np.ndarray]) -> None:
+    """Queries containing a needle get its vector; the others the fixture's."""
+    fallback = embeddings.embed_query
+
+    @lru_cache(maxsize=64)
+    def embed_query(text: str) -> np.ndarray:
+        return next((vector for needle, vector in meanings.items() if needle in text.lower()), None) \
+            if any(needle in text.lower() for needle in meanings) else fallback(text)
+
+    monkeypatch.setattr(embeddings, "embed_query", embed_query)
+
+
+def test_a_bare_category_query_puts_the_thing_before_what_goes_with_it(shop_floor, monkeypatch):
+    # The most reviewed product of the category, and the nearest to the word "tv": a mounting service.
+    service = make_product(shop_floor["tv4k"].category, title="Handy - TV Mounting Service", brand="Handy",
+                           price=Decimal("99"), source_review_count=5000, features=["Professional installation"])
+    ProductEmbedding.objects.update_or_create(product_id=service.pk, defaults={
+        "vector": _unit(TV).tobytes(), "dim": DIM, "is_dirty": False})
+    embeddings.reset_index()
+    _embed_as(monkeypatch, {"television": _unit(TV)})
+    titles = _titles(search.search("television").products)
+    assert set(titles[:3]) == {'Samsung 65" Class 4K UHD TV', 'TCL 40" Class 1080p FHD Smart TV',
+                               'Insignia 32" Class 720p HD TV'}
+    assert titles[3] == "Handy - TV Mounting Service"  # still shown, after the TVs
+    # Asked for by its own words, the service comes first.
+    assert _titles(search.search("tv mounting service").products)[0] == "Handy - TV Mounting Service"
+
+
+def test_a_head_word_the_vector_reads_otherwise_is_not_the_filter(shop_floor, monkeypatch):
+    instruments = make_category("Musical Instruments")
+    tablets = make_category("iPad & Tablets")
+    piano = make_product(instruments, title="Casio Portable Keyboard 61 Keys", brand="Casio", source_review_count=900)
+    magic = make_product(tablets, title="Apple Magic Keyboard for iPad Pro", brand="Apple", source_review_count=10)
+    ipad = make_product(tablets, title="iPad Air 10.9-inch", brand="Apple", source_review_count=500)
+    piano_axis = np.zeros(DIM, dtype=np.float32)
+    piano_axis[7] = 1.0
+    for product, vector in ((piano, piano_axis), (magic, _unit(OTHER, 0.1)), (ipad, _unit(OTHER))):
+        ProductEmbedding.objects.update_or_create(product_id=product.pk, defaults={
+            "vector": vector.tobytes(), "dim": DIM, "is_dirty": False})
+    embeddings.reset_index()
+    search.reset_caches()
+    _embed_as(monkeypatch, {"ipad keyboard": _unit(OTHER, 0.1), "piano keyboard": piano_axis})
+
+    outcome = search.search("ipad keyboard")
+    assert outcome.parsed.category == tablets.slug
+    assert [c.label for c in outcome.parsed.chips if c.kind == "category"] == ["Category: iPad & Tablets"]
+    assert _titles(outcome.products)[0] == "Apple Magic Keyboard for iPad Pro"
+    assert "Casio Portable Keyboard 61 Keys" not in _titles(outcome.products)
+    # Where the vector agrees with the head word, the head stays the filter.
+    outcome = search.search("piano keyboard")
+    assert outcome.parsed.category == instruments.slug
+    assert _titles(outcome.products) == ["Casio Portable Keyboard 61 Keys"]
